@@ -1,0 +1,2 @@
+/* placeholder until the CPU backend lands */
+#include "sparq/backend.h"

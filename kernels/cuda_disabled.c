@@ -1,0 +1,16 @@
+/* Built instead of kernels/cuda when CUDA is off: the CUDA entry points
+ * report that this build has none. */
+#include "sparq/backend.h"
+
+sq_status_t sq_backend_cuda_create(int device, sq_backend_t **out)
+{
+    (void)device;
+    (void)out;
+    return sq_error_set(SQ_ERR_UNSUPPORTED, "this sparq was built without CUDA (SPARQ_CUDA=OFF "
+                                            "or no nvcc at configure time)");
+}
+
+int sq_cuda_available(void)
+{
+    return 0;
+}
