@@ -9,6 +9,7 @@ PKGS=(
   libopenblas-dev                                # CPU GEMM
   libyaml-dev                                    # job configs
   libcjson-dev                                   # config.json, safetensors headers, vocab.json
+  libpcre2-dev                                   # GPT-2 pre-tokenizer regex (Unicode classes)
   libucx-dev ucx-utils                           # transport, ucx_perftest
   libcmocka-dev                                  # unit tests (run by ctest)
   python3                                        # golden-test driver, bench tables
