@@ -1,0 +1,19 @@
+/* Benchmarks, reachable as `sparq bench <name>` and as standalone programs. */
+#ifndef SPARQ_BENCH_H
+#define SPARQ_BENCH_H
+
+#include <stddef.h>
+
+int sq_bench_forward_main(int argc, char **argv);
+int sq_bench_memory_main(int argc, char **argv);
+/* `sparq bench <name> ...` (argv[0] == "bench"). */
+int sq_bench_main(int argc, char **argv);
+
+/* Shared helpers (bench_common.c). */
+double sq_bench_now(void);                 /* monotonic seconds */
+void sq_bench_print_machine(void);         /* CPU model, cores, date: tables say where they ran */
+double sq_bench_sgemm_peak(int threads, int n, int reps); /* best GFLOP/s of an n^3 sgemm */
+long sq_bench_peak_rss_kb(void);           /* VmHWM of this process */
+int sq_bench_cmp_double(const void *a, const void *b);
+
+#endif

@@ -1,0 +1,84 @@
+/* Helpers every benchmark shares. */
+#include "bench.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double sq_bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int sq_bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void sq_bench_print_machine(void)
+{
+    char model[256] = "unknown CPU", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(model, sizeof model, "%s", colon + 2);
+                model[strcspn(model, "\n")] = 0;
+            }
+            break;
+        }
+    }
+    if (f) fclose(f);
+    time_t now = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
+    printf("machine: %s, %ld cores online, OpenBLAS %s, %s\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+           openblas_get_config(), date);
+}
+
+double sq_bench_sgemm_peak(int threads, int n, int reps)
+{
+    if (threads > 0) openblas_set_num_threads(threads);
+    float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n);
+    float *c = malloc(sizeof(float) * (size_t)n * n);
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        return 0;
+    }
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)((i * 7) % 13) * 0.01f;
+        b[i] = (float)((i * 5) % 11) * 0.01f;
+    }
+    double best = 0;
+    for (int r = 0; r < reps + 1; r++) { /* first run is warm-up */
+        double t0 = sq_bench_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double dt = sq_bench_now() - t0, gf = 2.0 * n * n * (double)n / dt * 1e-9;
+        if (r > 0 && gf > best) best = gf;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+long sq_bench_peak_rss_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}

@@ -1,0 +1,135 @@
+/* sparq/model.h — a transformer as a sequence of units, loadable per range.
+ *
+ * Every supported family (OPT, GPT-2, LLaMA) is expressed as the same
+ * sequence of units:
+ *
+ *   unit 0            EMBED      token (+ learned position) embedding -> hidden
+ *   unit 1 + 3l + 0   ATTN(l)    hidden += attn(norm1(hidden))
+ *   unit 1 + 3l + 1   MLP_IN(l)  mlp_act = act(up(norm2(hidden))) [* gate]
+ *   unit 1 + 3l + 2   MLP_OUT(l) hidden += down(mlp_act)
+ *   unit 3L + 1       HEAD       logits = lm_head(norm_f(hidden)) -> NLL
+ *
+ * A pipeline stage owns a contiguous range of units [unit_begin, unit_end)
+ * and loads only the tensors those units read (stage 0 the embeddings, the
+ * last stage the head). The boundaries between units are the split
+ * candidates; the tensors that cross a boundary are the residual stream
+ * `hidden` [N, C], plus `mlp_act` [N, F] after an MLP_IN unit.
+ *
+ * Parameters are held as fp32 masters (converted from the file's F16/BF16)
+ * in one per-stage arena sized at load time, together with every activation
+ * buffer the forward needs; the forward allocates nothing.
+ */
+#ifndef SPARQ_MODEL_H
+#define SPARQ_MODEL_H
+
+#include "sparq/backend.h"
+#include "sparq/model_config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sq_unit_kind {
+    SQ_UNIT_EMBED = 0,
+    SQ_UNIT_ATTN,
+    SQ_UNIT_MLP_IN,
+    SQ_UNIT_MLP_OUT,
+    SQ_UNIT_HEAD
+} sq_unit_kind_t;
+
+/* Number of units of a model with this config: 3L + 2. */
+int sq_model_unit_count(const sq_model_config_t *cfg);
+/* Kind and layer of unit u (layer -1 for EMBED/HEAD). */
+sq_unit_kind_t sq_model_unit_kind(const sq_model_config_t *cfg, int u, int *layer);
+const char *sq_unit_kind_name(sq_unit_kind_t k);
+
+/* A split candidate: the boundary just before unit `unit` (1 .. units-1). */
+typedef struct sq_split_candidate {
+    int unit;              /* first unit of the next stage */
+    int layer;             /* layer the boundary sits in/after */
+    char name[48];         /* "embed", "L3.attn", "L3.mlp_act", "L3.out" */
+    int n_tensors;         /* 1 or 2 */
+    const char *tensors[2];/* "hidden", "mlp_act" */
+    int64_t cols[2];       /* C, F: values per token of each tensor */
+} sq_split_candidate_t;
+
+/* Fill up to cap candidates; returns the count (units - 1). */
+int sq_model_split_candidates(const sq_model_config_t *cfg, sq_split_candidate_t *out, int cap);
+
+/* One parameter tensor held by a stage. */
+typedef struct sq_param {
+    char *name;           /* HF tensor name: the stable id ZO derives z from */
+    sq_tensor_t t;        /* fp32 master, in the stage arena */
+    sq_dtype_t file_dtype;/* dtype in the model file */
+    int is_vector;        /* 1-D (bias or norm gain): no weight decay */
+} sq_param_t;
+
+typedef struct sq_model_load_opts {
+    int unit_begin;  /* first unit of this stage (default 0) */
+    int unit_end;    /* one past the last unit; <= 0 means all */
+    int max_batch;   /* B the arena is sized for (default 1) */
+    int max_seq;     /* T the arena is sized for (default: config max_pos) */
+    int head_chunk;  /* rows of logits materialised at once (default 256) */
+} sq_model_load_opts_t;
+
+typedef struct sq_model sq_model_t;
+
+/* Load a model (or one stage's unit range of it). `path` is an HF model
+ * directory (config.json + safetensors), a model.safetensors.index.json, or
+ * a llama2.c .bin. The backend is borrowed and must outlive the model. */
+sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts,
+                          sq_backend_t *be, sq_model_t **out);
+void sq_model_destroy(sq_model_t *m);
+
+const sq_model_config_t *sq_model_config(const sq_model_t *m);
+void sq_model_unit_range(const sq_model_t *m, int *begin, int *end);
+int sq_model_param_count(const sq_model_t *m);
+sq_param_t *sq_model_param(sq_model_t *m, int i);
+/* Bytes of the stage arena (parameters + activations) and its parts. */
+size_t sq_model_arena_bytes(const sq_model_t *m);
+size_t sq_model_param_bytes(const sq_model_t *m);
+
+/* Tensors crossing a boundary, as views into the stage's own buffers. */
+typedef struct sq_boundary {
+    int n_tensors;
+    const char *names[2];
+    sq_tensor_t t[2]; /* [N, C] hidden, [N, F] mlp_act */
+} sq_boundary_t;
+
+/* Views of the buffers the stage reads its input from (its first unit's
+ * boundary; n_tensors == 0 for the first stage) and writes its output to
+ * (n_tensors == 0 for the last stage), for a batch of B x T tokens. The
+ * runtime decodes into the former and encodes from the latter. */
+sq_status_t sq_model_input_boundary(sq_model_t *m, int B, int T, sq_boundary_t *out);
+sq_status_t sq_model_output_boundary(sq_model_t *m, int B, int T, sq_boundary_t *out);
+
+/* What the HEAD unit reports. All arrays are caller-owned host memory with
+ * one entry per row (N = B*T); NULL pointers are skipped. */
+typedef struct sq_head_out {
+    float *nll;              /* [N] -log p(target), 0 where target < 0 */
+    int32_t *argmax;         /* [N] */
+    const int32_t *logit_index; /* [n_logit_index] vocab ids to copy out */
+    int n_logit_index;
+    float *logits;           /* [N, n_logit_index] */
+} sq_head_out_t;
+
+typedef struct sq_batch {
+    int B, T;
+    const int32_t *tokens;   /* [B*T]; read by EMBED */
+    const int32_t *targets;  /* [B*T]; read by HEAD, -1 = not scored */
+} sq_batch_t;
+
+/* Run this stage's units on the batch. Input activations must already be in
+ * the input boundary buffers (unless the stage starts at EMBED); outputs are
+ * left in the output boundary buffers, or reported in `head` when the stage
+ * ends with HEAD (head may be NULL otherwise). */
+sq_status_t sq_model_forward(sq_model_t *m, const sq_batch_t *batch, sq_head_out_t *head);
+
+/* FLOPs of one forward of this stage's units over B x T tokens (GEMMs and
+ * attention, multiply-add = 2), for utilization figures. */
+double sq_model_forward_flops(const sq_model_t *m, int B, int T);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

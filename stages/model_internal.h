@@ -1,0 +1,79 @@
+/* stages-internal: parameter slots and the model object. */
+#ifndef SPARQ_STAGES_MODEL_INTERNAL_H
+#define SPARQ_STAGES_MODEL_INTERNAL_H
+
+#include "sparq/model.h"
+#include "sparq/weights.h"
+
+typedef enum sq_slot {
+    /* model-level */
+    SQ_SLOT_EMBED = 0,
+    SQ_SLOT_POS,
+    SQ_SLOT_NORMF_W,
+    SQ_SLOT_NORMF_B,
+    SQ_SLOT_HEAD,
+    /* per layer */
+    SQ_SLOT_LN1_W,
+    SQ_SLOT_LN1_B,
+    SQ_SLOT_Q_W,
+    SQ_SLOT_Q_B,
+    SQ_SLOT_K_W,
+    SQ_SLOT_K_B,
+    SQ_SLOT_V_W,
+    SQ_SLOT_V_B,
+    SQ_SLOT_QKV_W, /* fused q|k|v (GPT-2 c_attn) */
+    SQ_SLOT_QKV_B,
+    SQ_SLOT_O_W,
+    SQ_SLOT_O_B,
+    SQ_SLOT_LN2_W,
+    SQ_SLOT_LN2_B,
+    SQ_SLOT_UP_W,
+    SQ_SLOT_UP_B,
+    SQ_SLOT_GATE_W,
+    SQ_SLOT_GATE_B,
+    SQ_SLOT_DOWN_W,
+    SQ_SLOT_DOWN_B,
+    SQ_SLOT_COUNT
+} sq_slot_t;
+
+#define SQ_SLOT_FIRST_LAYER SQ_SLOT_LN1_W
+#define SQ_LAYER_SLOTS (SQ_SLOT_COUNT - SQ_SLOT_FIRST_LAYER)
+
+/* HF name of a slot into buf; 0 when the family/config has no such tensor. */
+int sq_model_slot_name(const sq_model_config_t *cfg, const char *prefix, sq_slot_t s, int layer,
+                       char *buf, size_t cap);
+/* Expected shape (as stored in the file); returns ndim. */
+int sq_model_slot_shape(const sq_model_config_t *cfg, sq_slot_t s, int64_t shape[2]);
+sq_wlayout_t sq_model_wlayout(const sq_model_config_t *cfg);
+/* The fp32 master of a slot, NULL when the stage has no such tensor. */
+const sq_tensor_t *sq_model_slot_tensor(const sq_model_t *m, sq_slot_t s, int layer);
+
+struct sq_model {
+    sq_model_config_t cfg;
+    char path[1024];
+    sq_backend_t *be;
+    int unit_begin, unit_end;
+    int max_rows, max_seq, head_chunk;
+
+    sq_arena_t arena;
+    size_t param_bytes;
+
+    int n_params;
+    sq_param_t *params;
+    /* slot -> param index (-1 absent); layer slots indexed [layer][slot] */
+    int global_slot[SQ_SLOT_FIRST_LAYER];
+    int *layer_slot; /* [L][SQ_LAYER_SLOTS] */
+
+    /* activations, sized for max_rows = max_batch * max_seq */
+    float *h;      /* [N, C] residual stream */
+    float *x;      /* [N, C] normed input of a sublayer */
+    float *qkv;    /* [N, (H+2K)*D] */
+    float *att;    /* [N, H*D] */
+    float *a;      /* [N, F] MLP activation */
+    float *up;     /* [N, F] up projection (gated MLP) */
+    float *logits; /* [head_chunk, V] */
+    int32_t *pos;  /* [N] position of each row */
+    int32_t *pos_ids; /* [N] row of the position table */
+};
+
+#endif
