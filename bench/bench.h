@@ -9,7 +9,8 @@ int sq_bench_memory_main(int argc, char **argv);
 /* `sparq bench <name> ...` (argv[0] == "bench"). */
 int sq_bench_main(int argc, char **argv);
 
-/* Shared helpers (bench_common.c). */
+/* Shared helpers (bench_common.c). The sgemm peak is the best of OpenBLAS's own
+ * threading and OpenMP row blocks over single-threaded sgemm. */
 double sq_bench_now(void);                 /* monotonic seconds */
 void sq_bench_print_machine(void);         /* CPU model, cores, date: tables say where they ran */
 double sq_bench_sgemm_peak(int threads, int n, int reps); /* best GFLOP/s of an n^3 sgemm */

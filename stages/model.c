@@ -81,6 +81,9 @@ static int ends_with(const char *s, const char *suffix)
 static sq_status_t open_source(const char *path, sq_model_config_t *cfg, sq_weight_file_t **wf)
 {
     char buf[1200];
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return sq_error_set(SQ_ERR_IO, "%s: no such model file or directory", path);
     if (ends_with(path, ".bin")) return sq_llama2c_open(path, cfg, wf);
     if (is_dir(path)) {
         snprintf(buf, sizeof buf, "%s/config.json", path);
