@@ -46,6 +46,7 @@ void sq_weights_close(sq_weight_file_t *wf);
 
 /* Lookup by exact name; NULL when absent. */
 const sq_weight_info_t *sq_weights_find(const sq_weight_file_t *wf, const char *name);
+/* Tensors in name order (lookup is a binary search over that order). */
 size_t sq_weights_count(const sq_weight_file_t *wf);
 const sq_weight_info_t *sq_weights_at(const sq_weight_file_t *wf, size_t i);
 /* Human-readable source (the path given to open). */
