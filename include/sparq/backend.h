@@ -103,6 +103,21 @@ typedef struct sq_backend_ops {
     sq_status_t (*to_host)(sq_backend_t *be, const sq_tensor_t *src, void *dst, size_t bytes);
     sq_status_t (*from_host)(sq_backend_t *be, const void *src, size_t bytes, sq_tensor_t *dst);
 
+    /* ---- zeroth-order optimisation (zo_rng.h defines z) ----
+     * dst[i] = src[i] + scale * z(seed, tensor_id, offset + i) * mask[i], for
+     * the n elements of contiguous 1-D views; dst may alias src. mask is
+     * optional (NULL: every element; else 0/1 bytes, one per element). */
+    sq_status_t (*zo_perturb)(sq_backend_t *be, const sq_tensor_t *src, uint64_t seed,
+                              uint64_t tensor_id, int64_t offset, float scale,
+                              const uint8_t *mask, sq_tensor_t *dst);
+    /* The ZO-SGD update of one tensor, with n SPSA samples:
+     * w[i] -= lr * ( sum_k g[k] * z(seeds[k], tensor_id, i) * mask[i] / n + wd * w[i] ).
+     * The accumulation order is fixed (k ascending) so every stage and
+     * device computes the same bits. */
+    sq_status_t (*zo_update)(sq_backend_t *be, sq_tensor_t *w, int n, const uint64_t *seeds,
+                             const float *g, uint64_t tensor_id, float lr, float wd,
+                             const uint8_t *mask);
+
     void (*destroy)(sq_backend_t *be);
 } sq_backend_ops_t;
 

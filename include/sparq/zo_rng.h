@@ -76,10 +76,9 @@ SQ_HD float sq_zo_logf(float u)
 #endif
     int e = (int)((bits >> 23) & 0xff) - 127;
     uint32_t mb = (bits & 0x7fffffu) | 0x3f800000u; /* m in [1, 2) */
-    if (mb > 0x3fb504f3u) { /* m > sqrt(2): halve it */
-        mb -= 0x00800000u;
-        e += 1;
-    }
+    uint32_t hi = mb > 0x3fb504f3u ? 1u : 0u; /* m > sqrt(2): halve it (branch-free) */
+    mb -= hi << 23;
+    e += (int)hi;
     float m;
 #if defined(__CUDA_ARCH__)
     m = __uint_as_float(mb);

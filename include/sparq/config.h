@@ -1,0 +1,122 @@
+/* sparq/config.h — the job configuration and its declarative key table.
+ *
+ * One table (sq_config_keys) names every key of job.yaml with its type,
+ * default, range and help. The YAML walker, the defaults, the validation,
+ * unknown-key errors, `sparq train --help` and `--dump-config` all read it,
+ * so a key exists in exactly one place. Errors name the file, the line and
+ * the dotted key ("job.yaml:7: optimizer.lr: expected a number, got "x"").
+ */
+#ifndef SPARQ_CONFIG_H
+#define SPARQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sparq/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SQ_CONFIG_PATH_MAX 1024
+#define SQ_CONFIG_LIST_MAX 16
+#define SQ_CONFIG_STR_MAX 256
+
+typedef enum sq_task_type { SQ_TASK_CLASSIFY = 0, SQ_TASK_LM } sq_task_type_t;
+typedef enum sq_lr_schedule { SQ_LR_CONSTANT = 0, SQ_LR_LINEAR, SQ_LR_COSINE } sq_lr_schedule_t;
+typedef enum sq_select_mode {
+    SQ_SELECT_ALL = 0,   /* every parameter */
+    SQ_SELECT_PATTERN,   /* whole tensors whose names match select.patterns */
+    SQ_SELECT_MAGNITUDE, /* Sparse MeZO: the smallest-|w| fraction of each tensor */
+    SQ_SELECT_MASK_FILE  /* a static element mask from a safetensors file */
+} sq_select_mode_t;
+typedef enum sq_perturb_mode { SQ_PERTURB_OUT_OF_PLACE = 0, SQ_PERTURB_IN_PLACE } sq_perturb_mode_t;
+
+typedef struct sq_config {
+    char model[SQ_CONFIG_PATH_MAX];
+    char tokenizer[SQ_CONFIG_PATH_MAX];
+    char output[SQ_CONFIG_PATH_MAX];
+
+    struct {
+        sq_task_type_t type;
+        char train[SQ_CONFIG_PATH_MAX];
+        char eval[SQ_CONFIG_PATH_MAX];
+        char template_[SQ_CONFIG_STR_MAX]; /* "{text} It was" */
+        int n_labels;
+        char labels[SQ_CONFIG_LIST_MAX][64];
+        int max_len;     /* tokens per example (longer prompts are cut from the left) */
+        int eval_limit;  /* 0: all eval examples */
+    } task;
+
+    struct {
+        double lr;
+        double eps;
+        sq_lr_schedule_t schedule;
+        double weight_decay;
+        int n_spsa;
+        sq_perturb_mode_t perturbation;
+    } optimizer;
+
+    struct {
+        sq_select_mode_t mode;
+        int n_patterns;
+        char patterns[SQ_CONFIG_LIST_MAX][128];
+        double fraction;
+        int recompute_every; /* magnitude mask: 0 = static */
+        char mask_file[SQ_CONFIG_PATH_MAX];
+    } select;
+
+    struct {
+        int steps;
+        int batch_size;
+        int eval_every;
+        int log_every;
+        int snapshot_every;
+        uint64_t seed;
+        int threads;
+    } train;
+} sq_config_t;
+
+typedef enum sq_config_type {
+    SQ_CFG_STR = 0,
+    SQ_CFG_PATH,   /* string, resolved relative to the config file's folder */
+    SQ_CFG_INT,
+    SQ_CFG_U64,
+    SQ_CFG_FLOAT,
+    SQ_CFG_ENUM,
+    SQ_CFG_STRLIST
+} sq_config_type_t;
+
+typedef struct sq_config_key {
+    const char *key;      /* dotted path: "optimizer.lr" */
+    sq_config_type_t type;
+    size_t offset;        /* into sq_config_t */
+    size_t size;          /* bytes of the field (strings) or of one list item */
+    size_t count_offset;  /* STRLIST: offset of the int item count */
+    const char *def;      /* default, as YAML text ("" = empty / none) */
+    double min, max;      /* numeric range (inclusive) */
+    const char *const *enum_names; /* ENUM: NULL-terminated names, value = index */
+    const char *help;
+} sq_config_key_t;
+
+extern const sq_config_key_t sq_config_keys[];
+extern const size_t sq_config_key_count;
+
+/* Defaults for every key. */
+void sq_config_defaults(sq_config_t *cfg);
+/* Parse a YAML file over the defaults and validate. */
+sq_status_t sq_config_load(const char *path, sq_config_t *cfg);
+/* Apply one "key=value" override (after load), e.g. from --set. */
+sq_status_t sq_config_set(sq_config_t *cfg, const char *assignment);
+/* Cross-key checks (labels present for classification, ...). */
+sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label);
+/* Write every key with its value as YAML. */
+void sq_config_dump(const sq_config_t *cfg, FILE *f);
+/* Describe every key (for --help). */
+void sq_config_help(FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,370 @@
+/* The job configuration: one key table, a libyaml walker over it. */
+#include "sparq/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define OFF(field) offsetof(sq_config_t, field)
+#define SZ(field) sizeof(((sq_config_t *)0)->field)
+#define ITEM(field) sizeof(((sq_config_t *)0)->field[0])
+
+static const char *const task_types[] = {"classification", "lm", NULL};
+static const char *const schedules[] = {"constant", "linear", "cosine", NULL};
+static const char *const select_modes[] = {"all", "pattern", "magnitude", "mask_file", NULL};
+static const char *const perturb_modes[] = {"out_of_place", "in_place", NULL};
+
+#define BIG 1e18
+const sq_config_key_t sq_config_keys[] = {
+    {"model", SQ_CFG_PATH, OFF(model), SZ(model), 0, "", 0, 0, NULL,
+     "HF model directory, model.safetensors.index.json, or llama2.c .bin"},
+    {"tokenizer", SQ_CFG_PATH, OFF(tokenizer), SZ(tokenizer), 0, "", 0, 0, NULL,
+     "folder with vocab.json + merges.txt, or tokenizer.json (default: the model folder)"},
+    {"output", SQ_CFG_PATH, OFF(output), SZ(output), 0, "runs/default", 0, 0, NULL,
+     "run folder: config copy, run log (the checkpoint), metrics.jsonl, snapshots"},
+    {"task.type", SQ_CFG_ENUM, OFF(task.type), 0, 0, "classification", 0, 0, task_types,
+     "classification (prompt + label words, MeZO style) or lm (next-token loss on a text file)"},
+    {"task.train", SQ_CFG_PATH, OFF(task.train), SZ(task.train), 0, "", 0, 0, NULL,
+     "training data: JSONL {\"text\",\"label\"} (classification) or a text file (lm)"},
+    {"task.eval", SQ_CFG_PATH, OFF(task.eval), SZ(task.eval), 0, "", 0, 0, NULL,
+     "evaluation data, same format (optional)"},
+    {"task.template", SQ_CFG_STR, OFF(task.template_), SZ(task.template_), 0, "{text} It was", 0,
+     0, NULL, "prompt template; {text} is replaced by the example's text"},
+    {"task.labels", SQ_CFG_STRLIST, OFF(task.labels), ITEM(task.labels), OFF(task.n_labels), "",
+     0, 0, NULL, "label words in label order, e.g. [\" terrible\", \" great\"]"},
+    {"task.max_len", SQ_CFG_INT, OFF(task.max_len), 0, 0, "64", 2, 1 << 20, NULL,
+     "tokens per example (classification: prompt cut from the left; lm: window length)"},
+    {"task.eval_limit", SQ_CFG_INT, OFF(task.eval_limit), 0, 0, "0", 0, 1 << 30, NULL,
+     "evaluate on the first N eval examples (0 = all)"},
+    {"optimizer.lr", SQ_CFG_FLOAT, OFF(optimizer.lr), 0, 0, "1e-6", 0, 1e3, NULL,
+     "learning rate"},
+    {"optimizer.eps", SQ_CFG_FLOAT, OFF(optimizer.eps), 0, 0, "1e-3", 1e-12, 1e3, NULL,
+     "perturbation scale epsilon"},
+    {"optimizer.schedule", SQ_CFG_ENUM, OFF(optimizer.schedule), 0, 0, "constant", 0, 0,
+     schedules, "learning-rate schedule over train.steps"},
+    {"optimizer.weight_decay", SQ_CFG_FLOAT, OFF(optimizer.weight_decay), 0, 0, "0", 0, 1e3, NULL,
+     "decoupled weight decay (not applied to biases and norms)"},
+    {"optimizer.n_spsa", SQ_CFG_INT, OFF(optimizer.n_spsa), 0, 0, "1", 1, 1024, NULL,
+     "SPSA samples (seeds) averaged per step"},
+    {"optimizer.perturbation", SQ_CFG_ENUM, OFF(optimizer.perturbation), 0, 0, "out_of_place", 0,
+     0, perturb_modes, "out_of_place (theta written only by the update) or in_place"},
+    {"select.mode", SQ_CFG_ENUM, OFF(select.mode), 0, 0, "all", 0, 0, select_modes,
+     "which parameters are tuned"},
+    {"select.patterns", SQ_CFG_STRLIST, OFF(select.patterns), ITEM(select.patterns),
+     OFF(select.n_patterns), "", 0, 0, NULL,
+     "pattern mode: shell globs over tensor names, e.g. [\"*.bias\", \"*layers.5.*\"]"},
+    {"select.fraction", SQ_CFG_FLOAT, OFF(select.fraction), 0, 0, "0.01", 1e-9, 1, NULL,
+     "magnitude mode: fraction of each weight matrix tuned (smallest |w|)"},
+    {"select.recompute_every", SQ_CFG_INT, OFF(select.recompute_every), 0, 0, "0", 0, 1 << 30,
+     NULL, "magnitude mode: recompute the mask every N steps (0 = static)"},
+    {"select.mask_file", SQ_CFG_PATH, OFF(select.mask_file), SZ(select.mask_file), 0, "", 0, 0,
+     NULL, "mask_file mode: safetensors of U8/F32 masks named like the parameters"},
+    {"train.steps", SQ_CFG_INT, OFF(train.steps), 0, 0, "1000", 0, 1 << 30, NULL,
+     "optimizer steps"},
+    {"train.batch_size", SQ_CFG_INT, OFF(train.batch_size), 0, 0, "16", 1, 1 << 16, NULL,
+     "examples per step"},
+    {"train.eval_every", SQ_CFG_INT, OFF(train.eval_every), 0, 0, "100", 0, 1 << 30, NULL,
+     "evaluate every N steps (0 = only at the start and the end)"},
+    {"train.log_every", SQ_CFG_INT, OFF(train.log_every), 0, 0, "10", 1, 1 << 30, NULL,
+     "progress line and run-log flush every N steps"},
+    {"train.snapshot_every", SQ_CFG_INT, OFF(train.snapshot_every), 0, 0, "500", 0, 1 << 30,
+     NULL, "full snapshot of tuned parameters every N steps (0 = only at the end)"},
+    {"train.seed", SQ_CFG_U64, OFF(train.seed), 0, 0, "0", 0, BIG, NULL,
+     "run seed: step seeds and data order derive from it"},
+    {"train.threads", SQ_CFG_INT, OFF(train.threads), 0, 0, "0", 0, 1024, NULL,
+     "CPU threads (0 = all cores)"},
+};
+const size_t sq_config_key_count = sizeof sq_config_keys / sizeof sq_config_keys[0];
+
+static const sq_config_key_t *find_key(const char *key)
+{
+    for (size_t i = 0; i < sq_config_key_count; i++)
+        if (!strcmp(sq_config_keys[i].key, key)) return &sq_config_keys[i];
+    return NULL;
+}
+
+static int is_section(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < sq_config_key_count; i++)
+        if (!strncmp(sq_config_keys[i].key, prefix, n) && sq_config_keys[i].key[n] == '.') return 1;
+    return 0;
+}
+
+/* where = "file:line" for messages */
+static sq_status_t set_scalar(sq_config_t *cfg, const sq_config_key_t *k, const char *v,
+                              const char *where, const char *base_dir)
+{
+    char *p = (char *)cfg + k->offset, *end;
+    switch (k->type) {
+    case SQ_CFG_STR:
+    case SQ_CFG_PATH: {
+        int rel = k->type == SQ_CFG_PATH && v[0] && v[0] != '/' && base_dir && base_dir[0];
+        int n = rel ? snprintf(p, k->size, "%s/%s", base_dir, v) : snprintf(p, k->size, "%s", v);
+        if (n < 0 || (size_t)n >= k->size)
+            return sq_error_set(SQ_ERR_CONFIG, "%s: %s: value longer than %zu characters", where,
+                                k->key, k->size - 1);
+        return SQ_OK;
+    }
+    case SQ_CFG_INT:
+    case SQ_CFG_U64:
+    case SQ_CFG_FLOAT: {
+        errno = 0;
+        double d = strtod(v, &end);
+        if (!v[0] || *end || errno == ERANGE || !isfinite(d))
+            return sq_error_set(SQ_ERR_CONFIG, "%s: %s: expected a number, got \"%s\"", where,
+                                k->key, v);
+        if (k->type != SQ_CFG_FLOAT && d != floor(d))
+            return sq_error_set(SQ_ERR_CONFIG, "%s: %s: expected an integer, got \"%s\"", where,
+                                k->key, v);
+        if (d < k->min || d > k->max)
+            return sq_error_set(SQ_ERR_RANGE, "%s: %s: %s is outside [%g, %g]", where, k->key, v,
+                                k->min, k->max);
+        if (k->type == SQ_CFG_INT) *(int *)p = (int)d;
+        else if (k->type == SQ_CFG_U64) *(uint64_t *)p = strtoull(v, NULL, 10);
+        else *(double *)p = d;
+        return SQ_OK;
+    }
+    case SQ_CFG_ENUM:
+        for (int i = 0; k->enum_names[i]; i++)
+            if (!strcmp(k->enum_names[i], v)) {
+                *(int *)p = i;
+                return SQ_OK;
+            }
+        {
+            char opts[256] = "";
+            size_t n = 0;
+            for (int i = 0; k->enum_names[i]; i++)
+                n += (size_t)snprintf(opts + n, sizeof opts - n, "%s%s", i ? ", " : "",
+                                      k->enum_names[i]);
+            return sq_error_set(SQ_ERR_CONFIG, "%s: %s: \"%s\" is not one of: %s", where, k->key,
+                                v, opts);
+        }
+    case SQ_CFG_STRLIST: break;
+    }
+    return sq_error_set(SQ_ERR_CONFIG, "%s: %s: expected a list", where, k->key);
+}
+
+static sq_status_t set_list_item(sq_config_t *cfg, const sq_config_key_t *k, int idx, const char *v,
+                                 const char *where)
+{
+    int *count = (int *)((char *)cfg + k->count_offset);
+    if (idx >= SQ_CONFIG_LIST_MAX)
+        return sq_error_set(SQ_ERR_CONFIG, "%s: %s: more than %d items", where, k->key,
+                            SQ_CONFIG_LIST_MAX);
+    char *item = (char *)cfg + k->offset + (size_t)idx * k->size;
+    if ((size_t)snprintf(item, k->size, "%s", v) >= k->size)
+        return sq_error_set(SQ_ERR_CONFIG, "%s: %s[%d]: longer than %zu characters", where, k->key,
+                            idx, k->size - 1);
+    *count = idx + 1;
+    return SQ_OK;
+}
+
+void sq_config_defaults(sq_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < sq_config_key_count; i++) {
+        const sq_config_key_t *k = &sq_config_keys[i];
+        if (k->type == SQ_CFG_STRLIST || !k->def[0]) continue;
+        SQ_CHECK(set_scalar(cfg, k, k->def, "default", NULL)); /* the table is ours: a bug if bad */
+    }
+}
+
+typedef struct walk {
+    yaml_document_t *doc;
+    const char *file;
+    const char *base_dir;
+    sq_config_t *cfg;
+} walk_t;
+
+static sq_status_t walk_map(walk_t *w, yaml_node_t *map, const char *prefix)
+{
+    char where[SQ_CONFIG_PATH_MAX + 32];
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *kn = yaml_document_get_node(w->doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(w->doc, pr->value);
+        snprintf(where, sizeof where, "%s:%lu", w->file, (unsigned long)kn->start_mark.line + 1);
+        if (kn->type != YAML_SCALAR_NODE)
+            return sq_error_set(SQ_ERR_CONFIG, "%s: keys must be plain words", where);
+        char key[256];
+        snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
+                 (const char *)kn->data.scalar.value);
+        const sq_config_key_t *k = find_key(key);
+        if (!k) {
+            if (is_section(key)) {
+                if (vn->type != YAML_MAPPING_NODE)
+                    return sq_error_set(SQ_ERR_CONFIG, "%s: %s: expected a mapping of keys", where,
+                                        key);
+                SQ_TRY(walk_map(w, vn, key));
+                continue;
+            }
+            return sq_error_set(SQ_ERR_CONFIG, "%s: unknown key \"%s\" (sparq train --help lists "
+                                               "the keys)",
+                                where, key);
+        }
+        if (k->type == SQ_CFG_STRLIST) {
+            if (vn->type != YAML_SEQUENCE_NODE)
+                return sq_error_set(SQ_ERR_CONFIG, "%s: %s: expected a list, e.g. [a, b]", where,
+                                    key);
+            int idx = 0;
+            *(int *)((char *)w->cfg + k->count_offset) = 0;
+            for (yaml_node_item_t *it = vn->data.sequence.items.start;
+                 it < vn->data.sequence.items.top; it++, idx++) {
+                yaml_node_t *in = yaml_document_get_node(w->doc, *it);
+                if (in->type != YAML_SCALAR_NODE)
+                    return sq_error_set(SQ_ERR_CONFIG, "%s: %s[%d]: expected a string", where, key,
+                                        idx);
+                SQ_TRY(set_list_item(w->cfg, k, idx, (const char *)in->data.scalar.value, where));
+            }
+            continue;
+        }
+        if (vn->type != YAML_SCALAR_NODE)
+            return sq_error_set(SQ_ERR_CONFIG, "%s: %s: expected a single value, not a %s", where,
+                                key, vn->type == YAML_MAPPING_NODE ? "mapping" : "list");
+        SQ_TRY(set_scalar(w->cfg, k, (const char *)vn->data.scalar.value, where, w->base_dir));
+    }
+    return SQ_OK;
+}
+
+sq_status_t sq_config_load(const char *path, sq_config_t *cfg)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return sq_error_set(SQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    sq_status_t st = SQ_OK;
+    sq_config_defaults(cfg);
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        st = sq_error_set(SQ_ERR_CONFIG, "%s:%lu: YAML error: %s", path,
+                          (unsigned long)parser.problem_mark.line + 1,
+                          parser.problem ? parser.problem : "malformed");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return st;
+    }
+    char base_dir[SQ_CONFIG_PATH_MAX];
+    snprintf(base_dir, sizeof base_dir, "%s", path);
+    char *slash = strrchr(base_dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(base_dir, sizeof base_dir, ".");
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        st = sq_error_set(SQ_ERR_CONFIG, "%s: empty configuration", path);
+    } else if (root->type != YAML_MAPPING_NODE) {
+        st = sq_error_set(SQ_ERR_CONFIG, "%s:1: the configuration must be a mapping of keys", path);
+    } else {
+        walk_t w = {.doc = &doc, .file = path, .base_dir = base_dir, .cfg = cfg};
+        st = walk_map(&w, root, "");
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    if (st == SQ_OK) st = sq_config_validate(cfg, path);
+    return st;
+}
+
+sq_status_t sq_config_set(sq_config_t *cfg, const char *assignment)
+{
+    const char *eq = strchr(assignment, '=');
+    char key[256];
+    if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof key)
+        return sq_error_set(SQ_ERR_CONFIG, "--set %s: expected key=value", assignment);
+    memcpy(key, assignment, (size_t)(eq - assignment));
+    key[eq - assignment] = 0;
+    const sq_config_key_t *k = find_key(key);
+    if (!k) return sq_error_set(SQ_ERR_CONFIG, "--set: unknown key \"%s\"", key);
+    if (k->type == SQ_CFG_STRLIST) { /* comma-separated */
+        *(int *)((char *)cfg + k->count_offset) = 0;
+        const char *p = eq + 1;
+        for (int i = 0; *p; i++) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            char item[256];
+            snprintf(item, sizeof item, "%.*s", (int)n, p);
+            SQ_TRY(set_list_item(cfg, k, i, item, "--set"));
+            p += n + (c ? 1 : 0);
+        }
+        return SQ_OK;
+    }
+    return set_scalar(cfg, k, eq + 1, "--set", NULL);
+}
+
+sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label)
+{
+    if (!cfg->model[0]) return sq_error_set(SQ_ERR_CONFIG, "%s: model: required", label);
+    if (!cfg->task.train[0]) return sq_error_set(SQ_ERR_CONFIG, "%s: task.train: required", label);
+    if (cfg->task.type == SQ_TASK_CLASSIFY) {
+        if (cfg->task.n_labels < 2)
+            return sq_error_set(SQ_ERR_CONFIG,
+                                "%s: task.labels: classification needs at least 2 label words",
+                                label);
+        if (!strstr(cfg->task.template_, "{text}"))
+            return sq_error_set(SQ_ERR_CONFIG, "%s: task.template: must contain {text}", label);
+    }
+    if (cfg->select.mode == SQ_SELECT_PATTERN && cfg->select.n_patterns == 0)
+        return sq_error_set(SQ_ERR_CONFIG, "%s: select.patterns: pattern mode needs patterns",
+                            label);
+    if (cfg->select.mode == SQ_SELECT_MASK_FILE && !cfg->select.mask_file[0])
+        return sq_error_set(SQ_ERR_CONFIG, "%s: select.mask_file: mask_file mode needs a file",
+                            label);
+    return SQ_OK;
+}
+
+static void print_value(const sq_config_t *cfg, const sq_config_key_t *k, FILE *f)
+{
+    const char *p = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case SQ_CFG_STR:
+    case SQ_CFG_PATH: fprintf(f, "\"%s\"", p); break;
+    case SQ_CFG_INT: fprintf(f, "%d", *(const int *)p); break;
+    case SQ_CFG_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case SQ_CFG_FLOAT: fprintf(f, "%.17g", *(const double *)p); break;
+    case SQ_CFG_ENUM: fprintf(f, "%s", k->enum_names[*(const int *)p]); break;
+    case SQ_CFG_STRLIST: {
+        int n = *(const int *)((const char *)cfg + k->count_offset);
+        fputc('[', f);
+        for (int i = 0; i < n; i++) fprintf(f, "%s\"%s\"", i ? ", " : "", p + (size_t)i * k->size);
+        fputc(']', f);
+        break;
+    }
+    }
+}
+
+void sq_config_dump(const sq_config_t *cfg, FILE *f)
+{
+    char section[64] = "";
+    for (size_t i = 0; i < sq_config_key_count; i++) {
+        const sq_config_key_t *k = &sq_config_keys[i];
+        const char *dot = strchr(k->key, '.');
+        if (dot) {
+            if (strncmp(section, k->key, (size_t)(dot - k->key)) ||
+                section[dot - k->key] != 0) {
+                snprintf(section, sizeof section, "%.*s", (int)(dot - k->key), k->key);
+                fprintf(f, "%s:\n", section);
+            }
+            fprintf(f, "  %s: ", dot + 1);
+        } else {
+            section[0] = 0;
+            fprintf(f, "%s: ", k->key);
+        }
+        print_value(cfg, k, f);
+        fputc('\n', f);
+    }
+}
+
+void sq_config_help(FILE *f)
+{
+    fprintf(f, "job.yaml keys (dotted = nested mapping; relative paths are relative to the "
+               "config file):\n");
+    for (size_t i = 0; i < sq_config_key_count; i++) {
+        const sq_config_key_t *k = &sq_config_keys[i];
+        fprintf(f, "  %-26s %s", k->key, k->help);
+        if (k->def[0]) fprintf(f, " [default: %s]", k->def);
+        fputc('\n', f);
+    }
+}
