@@ -38,6 +38,8 @@ const sq_config_key_t sq_config_keys[] = {
      "tokens per example (classification: prompt cut from the left; lm: window length)"},
     {"task.eval_limit", SQ_CFG_INT, OFF(task.eval_limit), 0, 0, "0", 0, 1 << 30, NULL,
      "evaluate on the first N eval examples (0 = all)"},
+    {"task.bos_id", SQ_CFG_INT, OFF(task.bos_id), 0, 0, "-1", -1, 1 << 30, NULL,
+     "token id put before every example, e.g. 2 for OPT's </s> (-1 = none)"},
     {"optimizer.lr", SQ_CFG_FLOAT, OFF(optimizer.lr), 0, 0, "1e-6", 0, 1e3, NULL,
      "learning rate"},
     {"optimizer.eps", SQ_CFG_FLOAT, OFF(optimizer.eps), 0, 0, "1e-3", 1e-12, 1e3, NULL,

@@ -21,15 +21,64 @@ static sq_status_t norm(sq_model_t *m, const sq_tensor_t *x, sq_slot_t w, sq_slo
     return SQ_OP(be, layernorm, x, P(m, w, layer), P(m, b, layer), m->cfg.norm_eps, y);
 }
 
+/* Form theta + scale*z for the tuned parameters unit `k` reads, in scratch.
+ * Embedding tables are skipped: unit_embed perturbs just the rows it reads. */
+static sq_status_t materialize(sq_model_t *m, sq_unit_kind_t k, int layer)
+{
+    if (!m->perturb_active) return SQ_OK;
+    int ns;
+    int64_t used = 0;
+    const sq_slot_t *slots = sq_model_unit_slots(k, &ns);
+    for (int i = 0; i < ns; i++) {
+        int idx = sq_model_slot_index(m, slots[i], layer);
+        if (idx < 0) continue;
+        sq_param_t *p = &m->params[idx];
+        m->eff[idx] = p->t;
+        if (!m->pert.tuned[idx] || k == SQ_UNIT_EMBED) continue;
+        int64_t n = sq_tensor_numel(&p->t);
+        if (used + n > m->scratch_floats)
+            return sq_error_set(SQ_ERR_INTERNAL, "perturbation scratch too small for %s", p->name);
+        sq_tensor_t d = p->t;
+        d.data = m->scratch + used;
+        used += (int64_t)(sq_arena_footprint((size_t)n * 4) / 4);
+        SQ_TRY(SQ_OP(m->be, zo_perturb, &p->t, m->pert.seed, p->zo_id, 0, m->pert.scale,
+                     m->pert.masks ? m->pert.masks[idx] : NULL, &d));
+        m->eff[idx] = d;
+    }
+    return SQ_OK;
+}
+
+/* y[i] (+)= table[ids[i]] (+ scale * z of that row when the table is tuned). */
+static sq_status_t embed_rows(sq_model_t *m, sq_slot_t slot, const int32_t *ids, int64_t N,
+                              sq_tensor_t *y)
+{
+    sq_backend_t *be = m->be;
+    int idx = sq_model_slot_index(m, slot, -1);
+    const sq_param_t *p = &m->params[idx];
+    SQ_TRY(SQ_OP(be, embedding, &p->t, ids, N, 0, y));
+    if (!m->perturb_active || !m->pert.tuned[idx]) return SQ_OK;
+    const int64_t C = sq_tensor_cols(&p->t);
+    const uint8_t *mask = m->pert.masks ? m->pert.masks[idx] : NULL;
+    for (int64_t i = 0; i < N; i++) {
+        sq_tensor_t row = sq_tensor_1d((float *)y->data + i * C, SQ_DTYPE_F32, C);
+        SQ_TRY(SQ_OP(be, zo_perturb, &row, m->pert.seed, p->zo_id, (int64_t)ids[i] * C,
+                     m->pert.scale, mask ? mask + (int64_t)ids[i] * C : NULL, &row));
+    }
+    return SQ_OK;
+}
+
 static sq_status_t unit_embed(sq_model_t *m, const sq_batch_t *bt, int64_t N)
 {
     sq_backend_t *be = m->be;
     const sq_model_config_t *c = &m->cfg;
     sq_tensor_t h = rows_f32(m->h, N, c->d_model);
     if (!bt->tokens) return sq_error_set(SQ_ERR_INVALID_ARG, "forward: the embed unit needs tokens");
-    SQ_TRY(SQ_OP(be, embedding, P(m, SQ_SLOT_EMBED, -1), bt->tokens, N, 0, &h));
-    if (c->learned_pos)
-        SQ_TRY(SQ_OP(be, embedding, P(m, SQ_SLOT_POS, -1), m->pos_ids, N, 1, &h));
+    SQ_TRY(embed_rows(m, SQ_SLOT_EMBED, bt->tokens, N, &h));
+    if (c->learned_pos) {
+        sq_tensor_t x = rows_f32(m->x, N, c->d_model);
+        SQ_TRY(embed_rows(m, SQ_SLOT_POS, m->pos_ids, N, &x));
+        SQ_TRY(SQ_OP(be, add, &x, &h));
+    }
     return SQ_OK;
 }
 
@@ -89,45 +138,73 @@ static sq_status_t unit_mlp_out(sq_model_t *m, int l, int64_t N)
                  P(m, SQ_SLOT_DOWN_B, l), 1, &h);
 }
 
+/* Host-side reductions over one chunk of logits (CPU backend only). */
+static sq_status_t head_reduce(const sq_model_t *m, int64_t n, int64_t o0, sq_head_out_t *out)
+{
+    const int64_t V = m->cfg.vocab_size;
+    const int K = out->n_logit_index;
+    for (int k = 0; k < K; k++)
+        if (out->logit_index[k] < 0 || out->logit_index[k] >= V)
+            return sq_error_set(SQ_ERR_RANGE, "head: logit index %d outside the vocabulary (%lld)",
+                                out->logit_index[k], (long long)V);
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = m->logits + i * V;
+        int64_t best = 0;
+        for (int64_t j = 1; j < V; j++)
+            if (row[j] > row[best]) best = j;
+        if (out->argmax) out->argmax[o0 + i] = (int32_t)best;
+        double lse = 0;
+        if (out->logprobs) {
+            for (int64_t j = 0; j < V; j++) lse += exp((double)row[j] - row[best]);
+            lse = log(lse) + row[best];
+        }
+        for (int k = 0; k < K; k++) {
+            float v = row[out->logit_index[k]];
+            if (out->logits) out->logits[(o0 + i) * K + k] = v;
+            if (out->logprobs) out->logprobs[(o0 + i) * K + k] = (float)((double)v - lse);
+        }
+    }
+    return SQ_OK;
+}
+
 /* Logits are materialised head_chunk rows at a time: a [N, V] buffer would
- * dominate the stage's memory (2048 x 50272 fp32 = 412 MB). */
+ * dominate the stage's memory (2048 x 50272 fp32 = 412 MB). Selected rows
+ * are gathered with the embedding op (a row gather by index). */
 static sq_status_t unit_head(sq_model_t *m, const sq_batch_t *bt, int64_t N, sq_head_out_t *out)
 {
     sq_backend_t *be = m->be;
     const sq_model_config_t *c = &m->cfg;
-    const int64_t V = c->vocab_size;
+    const int64_t V = c->vocab_size, C = c->d_model;
     if (!out) return SQ_OK;
-    for (int64_t r0 = 0; r0 < N; r0 += m->head_chunk) {
-        int64_t n = N - r0 < m->head_chunk ? N - r0 : m->head_chunk;
-        sq_tensor_t h = rows_f32(m->h + r0 * c->d_model, n, c->d_model);
-        sq_tensor_t x = rows_f32(m->x, n, c->d_model);
-        sq_tensor_t lg = rows_f32(m->logits, n, V);
+    const int64_t n_eval = out->rows ? out->n_rows : N;
+    if (out->nll && !bt->targets)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "forward: nll requested without targets");
+    if ((out->argmax || out->logits || out->logprobs) && be->ops->device != SQ_DEVICE_CPU)
+        return sq_error_set(SQ_ERR_UNSUPPORTED, "forward: argmax/logit outputs need the CPU backend");
+    sq_tensor_t h_all = rows_f32(m->h, N, C);
+    for (int64_t r0 = 0; r0 < n_eval; r0 += m->head_chunk) {
+        int64_t n = n_eval - r0 < m->head_chunk ? n_eval - r0 : m->head_chunk;
+        sq_tensor_t h, x = rows_f32(m->x, n, C), lg = rows_f32(m->logits, n, V);
+        const int32_t *tgt = bt->targets ? bt->targets + r0 : NULL;
+        if (out->rows) {
+            for (int64_t i = 0; i < n; i++) {
+                int32_t r = out->rows[r0 + i];
+                if (r < 0 || r >= N)
+                    return sq_error_set(SQ_ERR_RANGE, "head: row %d outside the batch (%lld rows)",
+                                        r, (long long)N);
+                m->head_rows[i] = r;
+                if (bt->targets) m->head_tgt[i] = bt->targets[r];
+            }
+            h = rows_f32(m->head_in, n, C);
+            SQ_TRY(SQ_OP(be, embedding, &h_all, m->head_rows, n, 0, &h));
+            tgt = bt->targets ? m->head_tgt : NULL;
+        } else {
+            h = rows_f32(m->h + r0 * C, n, C);
+        }
         SQ_TRY(norm(m, &h, SQ_SLOT_NORMF_W, SQ_SLOT_NORMF_B, -1, &x));
         SQ_TRY(SQ_OP(be, linear, &x, P(m, SQ_SLOT_HEAD, -1), SQ_WEIGHT_OUT_IN, NULL, 0, &lg));
-        if (out->nll) {
-            if (!bt->targets)
-                return sq_error_set(SQ_ERR_INVALID_ARG, "forward: nll requested without targets");
-            SQ_TRY(SQ_OP(be, cross_entropy, &lg, bt->targets + r0, out->nll + r0));
-        }
-        if (!out->argmax && !out->logits) continue;
-        if (be->ops->device != SQ_DEVICE_CPU)
-            return sq_error_set(SQ_ERR_UNSUPPORTED, "forward: argmax/logit copies need the CPU backend");
-        for (int64_t i = 0; i < n; i++) {
-            const float *row = m->logits + i * V;
-            if (out->argmax) {
-                int64_t best = 0;
-                for (int64_t j = 1; j < V; j++)
-                    if (row[j] > row[best]) best = j;
-                out->argmax[r0 + i] = (int32_t)best;
-            }
-            for (int k = 0; out->logits && k < out->n_logit_index; k++) {
-                int32_t id = out->logit_index[k];
-                if (id < 0 || id >= V)
-                    return sq_error_set(SQ_ERR_RANGE, "forward: logit index %d outside vocab %lld",
-                                        id, (long long)V);
-                out->logits[(r0 + i) * out->n_logit_index + k] = row[id];
-            }
-        }
+        if (out->nll) SQ_TRY(SQ_OP(be, cross_entropy, &lg, tgt, out->nll + r0));
+        if (out->argmax || out->logits || out->logprobs) SQ_TRY(head_reduce(m, n, r0, out));
     }
     return SQ_OK;
 }
@@ -149,7 +226,8 @@ sq_status_t sq_model_forward(sq_model_t *m, const sq_batch_t *bt, sq_head_out_t 
         int l;
         sq_status_t st = SQ_OK;
         sq_unit_kind_t k = sq_model_unit_kind(c, u, &l);
-        switch (k) {
+        st = materialize(m, k, l);
+        if (st == SQ_OK) switch (k) {
         case SQ_UNIT_EMBED: st = unit_embed(m, bt, N); break;
         case SQ_UNIT_ATTN: st = unit_attn(m, l, bt, N); break;
         case SQ_UNIT_MLP_IN: st = unit_mlp_in(m, l, N); break;

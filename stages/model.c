@@ -1,6 +1,8 @@
 /* Loading a stage's unit range into one arena, and its forward. */
 #include "model_internal.h"
 
+#include "sparq/zo_rng.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@ static const sq_slot_t mlp_out_slots[] = {SQ_SLOT_DOWN_W, SQ_SLOT_DOWN_B};
 static const sq_slot_t embed_slots[] = {SQ_SLOT_EMBED, SQ_SLOT_POS};
 static const sq_slot_t head_slots[] = {SQ_SLOT_NORMF_W, SQ_SLOT_NORMF_B, SQ_SLOT_HEAD};
 
-static const sq_slot_t *unit_slots(sq_unit_kind_t k, int *n)
+const sq_slot_t *sq_model_unit_slots(sq_unit_kind_t k, int *n)
 {
 #define SQ_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
     switch (k) {
@@ -56,12 +58,18 @@ static int *slot_ref(sq_model_t *m, sq_slot_t s, int layer)
     return &m->layer_slot[(size_t)layer * SQ_LAYER_SLOTS + (s - SQ_SLOT_FIRST_LAYER)];
 }
 
+int sq_model_slot_index(const sq_model_t *m, sq_slot_t s, int layer)
+{
+    return s < SQ_SLOT_FIRST_LAYER
+               ? m->global_slot[s]
+               : m->layer_slot[(size_t)layer * SQ_LAYER_SLOTS + (s - SQ_SLOT_FIRST_LAYER)];
+}
+
+/* What the forward reads: the perturbed copy while a perturbation is set. */
 const sq_tensor_t *sq_model_slot_tensor(const sq_model_t *m, sq_slot_t s, int layer)
 {
-    int idx = s < SQ_SLOT_FIRST_LAYER
-                  ? m->global_slot[s]
-                  : m->layer_slot[(size_t)layer * SQ_LAYER_SLOTS + (s - SQ_SLOT_FIRST_LAYER)];
-    return idx < 0 ? NULL : &m->params[idx].t;
+    int idx = sq_model_slot_index(m, s, layer);
+    return idx < 0 ? NULL : &m->eff[idx];
 }
 
 /* ---- opening the files ---- */
@@ -138,6 +146,7 @@ static void model_free(sq_model_t *m)
     if (!m) return;
     for (int i = 0; i < m->n_params; i++) free(m->params[i].name);
     free(m->params);
+    free(m->eff);
     free(m->layer_slot);
     sq_arena_destroy(&m->arena);
     free(m);
@@ -172,6 +181,7 @@ static size_t act_plan(sq_model_t *m, int alloc_pass, sq_status_t *st)
     const int64_t HD = (int64_t)c->n_heads * c->head_dim;
     int attn = range_has(m, SQ_UNIT_ATTN), mlp_in = range_has(m, SQ_UNIT_MLP_IN);
     int mlp_out = range_has(m, SQ_UNIT_MLP_OUT), head = range_has(m, SQ_UNIT_HEAD);
+    int embed = range_has(m, SQ_UNIT_EMBED);
     /* a stage that starts right after MLP_IN receives mlp_act */
     int a_in = m->unit_begin > 0 &&
                sq_model_unit_kind(c, m->unit_begin - 1, NULL) == SQ_UNIT_MLP_IN;
@@ -184,12 +194,15 @@ static size_t act_plan(sq_model_t *m, int alloc_pass, sq_status_t *st)
         const char *what;
     } plan[] = {
         {1, &m->h, N * C, "hidden [N,C]"},
-        {attn || mlp_in || head, &m->x, N * C, "normed [N,C]"},
+        {attn || mlp_in || head || embed, &m->x, N * C, "normed / position rows [N,C]"},
         {attn, &m->qkv, N * QKV, "qkv [N,(H+2K)D]"},
         {attn, &m->att, N * HD, "attention out [N,HD]"},
         {mlp_in || mlp_out || a_in || a_out, &m->a, N * F, "mlp_act [N,F]"},
         {mlp_in && c->glu, &m->up, N * F, "mlp up [N,F]"},
         {head, &m->logits, (int64_t)m->head_chunk * c->vocab_size, "logits [chunk,V]"},
+        {head, &m->head_in, (int64_t)m->head_chunk * C, "head rows [chunk,C]"},
+        {head, (float **)&m->head_rows, m->head_chunk, "head row ids [chunk]"},
+        {head, (float **)&m->head_tgt, m->head_chunk, "head targets [chunk]"},
         {1, (float **)&m->pos, N, "positions [N]"},
         {1, (float **)&m->pos_ids, N, "position ids [N]"},
     };
@@ -255,7 +268,7 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     size_t bytes = 0;
     for (int u = m->unit_begin; u < m->unit_end; u++) {
         int layer, ns;
-        const sq_slot_t *slots = unit_slots(sq_model_unit_kind(c, u, &layer), &ns);
+        const sq_slot_t *slots = sq_model_unit_slots(sq_model_unit_kind(c, u, &layer), &ns);
         for (int k = 0; k < ns; k++) {
             sq_slot_t s = slots[k];
             char name[192];
@@ -286,6 +299,19 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     }
     m->param_bytes = bytes;
     bytes += act_plan(m, 0, &st);
+    if (o.perturb) { /* the largest set of parameters one unit reads at once */
+        for (int u = m->unit_begin; u < m->unit_end; u++) {
+            int layer, ns;
+            int64_t sum = 0;
+            const sq_slot_t *slots = sq_model_unit_slots(sq_model_unit_kind(c, u, &layer), &ns);
+            for (int k = 0; k < ns; k++) {
+                int idx = sq_model_slot_index(m, slots[k], layer);
+                if (idx >= 0) sum += sq_arena_footprint((size_t)pend[idx].numel * 4) / 4;
+            }
+            if (sum > m->scratch_floats) m->scratch_floats = sum;
+        }
+        bytes += sq_arena_footprint((size_t)m->scratch_floats * sizeof(float));
+    }
     SQ_TRY_GOTO(st, sq_arena_create(bytes, &m->arena), fail);
 
     /* pass 2: fp32 masters, then activations */
@@ -308,11 +334,20 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
         }
         p->file_dtype = info->dtype;
         p->is_vector = pend[j].is_vector;
+        p->zo_id = sq_zo_tensor_id(p->name);
         p->t = pend[j].is_vector ? sq_tensor_1d(dst, SQ_DTYPE_F32, info->shape[0])
                                  : sq_tensor_2d(dst, SQ_DTYPE_F32, info->shape[0], info->shape[1]);
     }
     act_plan(m, 1, &st);
     if (st != SQ_OK) goto fail;
+    if (m->scratch_floats)
+        SQ_TRY_GOTO(st, alloc_f32(m, m->scratch_floats, "perturbation scratch", &m->scratch), fail);
+    m->eff = malloc(sizeof *m->eff * (size_t)(n_pend ? n_pend : 1));
+    if (!m->eff) {
+        st = sq_error_set(SQ_ERR_NOMEM, "model: out of host memory");
+        goto fail;
+    }
+    for (int j = 0; j < n_pend; j++) m->eff[j] = m->params[j].t;
 
     sq_backend_limits_t lim = {.max_rows = m->max_rows,
                                .max_seq = m->max_seq,
@@ -363,6 +398,22 @@ size_t sq_model_arena_bytes(const sq_model_t *m)
 size_t sq_model_param_bytes(const sq_model_t *m)
 {
     return m->param_bytes;
+}
+
+sq_status_t sq_model_set_perturbation(sq_model_t *m, const sq_perturbation_t *p)
+{
+    if (!p) {
+        m->perturb_active = 0;
+        for (int j = 0; j < m->n_params; j++) m->eff[j] = m->params[j].t;
+        return SQ_OK;
+    }
+    if (!m->scratch)
+        return sq_error_set(SQ_ERR_INVALID_ARG,
+                            "model: perturbation needs a model loaded with opts.perturb = 1");
+    if (!p->tuned) return sq_error_set(SQ_ERR_INVALID_ARG, "model: perturbation without a selection");
+    m->pert = *p;
+    m->perturb_active = 1;
+    return SQ_OK;
 }
 
 static sq_status_t boundary_at(sq_model_t *m, int unit, int B, int T, sq_boundary_t *out)

@@ -47,6 +47,10 @@ int sq_model_slot_shape(const sq_model_config_t *cfg, sq_slot_t s, int64_t shape
 sq_wlayout_t sq_model_wlayout(const sq_model_config_t *cfg);
 /* The fp32 master of a slot, NULL when the stage has no such tensor. */
 const sq_tensor_t *sq_model_slot_tensor(const sq_model_t *m, sq_slot_t s, int layer);
+/* Parameter index of a slot, -1 when absent. */
+int sq_model_slot_index(const sq_model_t *m, sq_slot_t s, int layer);
+/* Slots a unit reads. */
+const sq_slot_t *sq_model_unit_slots(sq_unit_kind_t k, int *n);
 
 struct sq_model {
     sq_model_config_t cfg;
@@ -72,7 +76,17 @@ struct sq_model {
     float *a;      /* [N, F] MLP activation */
     float *up;     /* [N, F] up projection (gated MLP) */
     float *logits; /* [head_chunk, V] */
+    float *head_in;   /* [head_chunk, C] rows gathered for the head */
+    int32_t *head_rows;   /* [head_chunk] */
+    int32_t *head_tgt;    /* [head_chunk] targets of the gathered rows */
     int32_t *pos;  /* [N] position of each row */
+
+    /* out-of-place perturbation */
+    int perturb_active;
+    sq_perturbation_t pert;
+    float *scratch;        /* [scratch_floats] perturbed copies of one unit's params */
+    int64_t scratch_floats;
+    sq_tensor_t *eff;      /* [n_params] what the forward reads: theta or its perturbed copy */
     int32_t *pos_ids; /* [N] row of the position table */
 };
 

@@ -47,6 +47,7 @@ typedef struct sq_config {
         char labels[SQ_CONFIG_LIST_MAX][64];
         int max_len;     /* tokens per example (longer prompts are cut from the left) */
         int eval_limit;  /* 0: all eval examples */
+        int bos_id;      /* token put before every example (-1: none) */
     } task;
 
     struct {

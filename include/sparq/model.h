@@ -62,6 +62,7 @@ typedef struct sq_param {
     sq_tensor_t t;        /* fp32 master, in the stage arena */
     sq_dtype_t file_dtype;/* dtype in the model file */
     int is_vector;        /* 1-D (bias or norm gain): no weight decay */
+    uint64_t zo_id;       /* sq_zo_tensor_id(name): the stream z is drawn from */
 } sq_param_t;
 
 typedef struct sq_model_load_opts {
@@ -70,6 +71,7 @@ typedef struct sq_model_load_opts {
     int max_batch;   /* B the arena is sized for (default 1) */
     int max_seq;     /* T the arena is sized for (default: config max_pos) */
     int head_chunk;  /* rows of logits materialised at once (default 256) */
+    int perturb;     /* 1: reserve scratch for out-of-place ZO perturbation */
 } sq_model_load_opts_t;
 
 typedef struct sq_model sq_model_t;
@@ -104,13 +106,19 @@ sq_status_t sq_model_input_boundary(sq_model_t *m, int B, int T, sq_boundary_t *
 sq_status_t sq_model_output_boundary(sq_model_t *m, int B, int T, sq_boundary_t *out);
 
 /* What the HEAD unit reports. All arrays are caller-owned host memory with
- * one entry per row (N = B*T); NULL pointers are skipped. */
+ * one entry per evaluated row; NULL pointers are skipped. Only the rows
+ * listed in `rows` are evaluated (all N rows when rows == NULL): a task that
+ * scores one position per sequence pays for B rows of the vocabulary GEMM,
+ * not B*T. */
 typedef struct sq_head_out {
-    float *nll;              /* [N] -log p(target), 0 where target < 0 */
-    int32_t *argmax;         /* [N] */
-    const int32_t *logit_index; /* [n_logit_index] vocab ids to copy out */
+    const int32_t *rows;     /* [n_rows] row indices into the batch, or NULL */
+    int n_rows;
+    float *nll;              /* [n] -log p(target of the row), 0 where target < 0 */
+    int32_t *argmax;         /* [n] */
+    const int32_t *logit_index; /* [n_logit_index] vocab ids to report */
     int n_logit_index;
-    float *logits;           /* [N, n_logit_index] */
+    float *logits;           /* [n, n_logit_index] raw logits */
+    float *logprobs;         /* [n, n_logit_index] log-softmax values */
 } sq_head_out_t;
 
 typedef struct sq_batch {
@@ -124,6 +132,22 @@ typedef struct sq_batch {
  * left in the output boundary buffers, or reported in `head` when the stage
  * ends with HEAD (head may be NULL otherwise). */
 sq_status_t sq_model_forward(sq_model_t *m, const sq_batch_t *batch, sq_head_out_t *head);
+
+/* Out-of-place ZO perturbation. While set, every tuned parameter a unit
+ * reads is formed as theta + scale * z(seed, zo_id) [* mask] in the stage's
+ * scratch just before the unit runs (embedding tables: only the rows looked
+ * up); theta itself is never written, so the +eps and -eps passes of
+ * different micro-batches can run on one copy of the weights. Needs a model
+ * loaded with opts.perturb = 1. The arrays are borrowed. */
+typedef struct sq_perturbation {
+    uint64_t seed;
+    float scale;              /* +eps or -eps */
+    const uint8_t *tuned;     /* [param_count]: 1 = perturb */
+    const uint8_t *const *masks; /* [param_count]: element mask or NULL (all) */
+} sq_perturbation_t;
+
+/* p == NULL switches perturbation off. */
+sq_status_t sq_model_set_perturbation(sq_model_t *m, const sq_perturbation_t *p);
 
 /* FLOPs of one forward of this stage's units over B x T tokens (GEMMs and
  * attention, multiply-add = 2), for utilization figures. */
