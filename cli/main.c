@@ -10,6 +10,9 @@
 static const sq_cli_cmd_t commands[] = {
     {"logits", "run a model on token ids and print argmax, next-token NLL and logits as JSON",
      sq_cmd_logits},
+    {"train", "zeroth-order fine-tuning in one process (MeZO/SPSA), with resume", sq_cmd_train},
+    {"export", "write a run's fine-tuned model as an HF folder", sq_cmd_export},
+    {"tokenize", "GPT-2 BPE tokenization of JSONL text", sq_cmd_tokenize},
     {"bench", "benchmarks: forward throughput and memory", sq_bench_main},
 };
 

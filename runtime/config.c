@@ -2,6 +2,7 @@
 #include "sparq/config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,10 @@ static sq_status_t set_scalar(sq_config_t *cfg, const sq_config_key_t *k, const 
         if (n < 0 || (size_t)n >= k->size)
             return sq_error_set(SQ_ERR_CONFIG, "%s: %s: value longer than %zu characters", where,
                                 k->key, k->size - 1);
+        /* absolute where the file exists, so a run folder's config works from anywhere */
+        char real[PATH_MAX];
+        if (k->type == SQ_CFG_PATH && p[0] && realpath(p, real) && strlen(real) < k->size)
+            snprintf(p, k->size, "%s", real);
         return SQ_OK;
     }
     case SQ_CFG_INT:

@@ -84,6 +84,9 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts,
 void sq_model_destroy(sq_model_t *m);
 
 const sq_model_config_t *sq_model_config(const sq_model_t *m);
+sq_backend_t *sq_model_backend(const sq_model_t *m);
+/* The path the model was loaded from. */
+const char *sq_model_path(const sq_model_t *m);
 void sq_model_unit_range(const sq_model_t *m, int *begin, int *end);
 int sq_model_param_count(const sq_model_t *m);
 sq_param_t *sq_model_param(sq_model_t *m, int i);

@@ -59,6 +59,19 @@ const char *sq_weights_path(const sq_weight_file_t *wf);
 sq_status_t sq_safetensors_parse(const uint8_t *buf, size_t len, const char *label,
                                  sq_weight_file_t **out);
 
+/* One tensor to write. */
+typedef struct sq_weight_out {
+    const char *name;
+    sq_dtype_t dtype;     /* dtype in the file: F32, F16 or BF16 */
+    int ndim;
+    int64_t shape[SQ_MAX_DIMS];
+    const float *data;    /* fp32 source, converted to dtype while writing */
+} sq_weight_out_t;
+
+/* Write a safetensors file crash-safely: to "path.tmp", fsync, rename over
+ * path, fsync the folder. A reader never sees a half-written file. */
+sq_status_t sq_safetensors_write(const char *path, const sq_weight_out_t *t, size_t n);
+
 /* Largest JSON header accepted (bytes). */
 #define SQ_SAFETENSORS_MAX_HEADER (100u * 1024u * 1024u)
 

@@ -1,0 +1,71 @@
+/* sparq/trainer.h — MeZO-class ZO-SGD in one process, and its run folder.
+ *
+ * A step t: for each SPSA sample k, seed s = sq_zo_step_seed(run_seed, t, k);
+ * L+ and L- are the task loss with every tuned parameter at theta +/- eps*z(s);
+ * g_k = (L+ - L-) / (2 eps); then theta -= lr_t * (mean_k g_k z_k + wd*theta)
+ * (no decay on vectors). The run folder holds:
+ *   config.yaml         the resolved configuration (paths absolute)
+ *   runlog.jsonl        one line per step: step, seeds, g, lr — the checkpoint
+ *   metrics.jsonl       per step: seed, loss_plus, loss_minus, projected_grad,
+ *                       lr, time; eval rows with loss and accuracy
+ *   snapshot-NNNNNNNN.safetensors  tuned parameters after NNNNNNNN steps
+ * Replaying runlog.jsonl onto the base weights (from the newest snapshot on)
+ * reproduces the weights exactly; a kill -9 loses at most the steps since the
+ * last flush (train.log_every) and never leaves a corrupt file behind.
+ */
+#ifndef SPARQ_TRAINER_H
+#define SPARQ_TRAINER_H
+
+#include "sparq/config.h"
+#include "sparq/model.h"
+#include "sparq/select.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Learning rate of step t under the config's schedule. */
+double sq_zo_lr(const sq_config_t *cfg, int64_t step);
+
+/* theta -= lr * (mean_k g_k z_k + wd theta) over the selection (wd skips vectors). */
+sq_status_t sq_zo_apply_update(sq_model_t *m, const sq_selection_t *sel, int n,
+                               const uint64_t *seeds, const float *g, float lr, float wd);
+/* theta += scale * z(seed) over the selection, in place (in-place mode). */
+sq_status_t sq_zo_perturb_inplace(sq_model_t *m, const sq_selection_t *sel, uint64_t seed,
+                                  float scale);
+
+/* One entry of the run log. */
+typedef struct sq_runlog_entry {
+    int64_t step;
+    int n;
+    uint64_t seeds[64];
+    float g[64];
+    float lr;
+} sq_runlog_entry_t;
+
+/* Read a run log; a torn last line (from a kill) is dropped and the file
+ * truncated to the last complete entry. Entries must be consecutive from 0. */
+sq_status_t sq_runlog_read(const char *path, sq_runlog_entry_t **entries, int64_t *count);
+
+typedef struct sq_train_opts {
+    const char *resume_dir; /* continue the run in this folder */
+    int quiet;              /* no progress lines */
+    int64_t stop_after;     /* >0: stop (cleanly) after this many steps in this process */
+} sq_train_opts_t;
+
+/* Train per cfg (or resume). Progress on stderr. */
+sq_status_t sq_train_run(const sq_config_t *cfg, const sq_train_opts_t *opts);
+
+/* Bring a run folder's weights into a fully loaded model: newest snapshot,
+ * then the run log replayed. *steps gets the number of steps applied. */
+sq_status_t sq_run_restore(const char *run_dir, const sq_config_t *cfg, sq_model_t *m,
+                           sq_selection_t *sel, int64_t *steps);
+
+/* Write a run's fine-tuned model as an HF folder (config.json +
+ * model.safetensors in F32, tokenizer files copied) loadable by sparq logits. */
+sq_status_t sq_run_export(const char *run_dir, const char *out_dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

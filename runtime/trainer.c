@@ -1,0 +1,532 @@
+/* The single-process ZO trainer: steps, evaluation, run folder, resume. */
+#include "sparq/trainer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sparq/task.h"
+#include "sparq/tokenizer.h"
+#include "sparq/weights.h"
+#include "sparq/zo_rng.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the pieces of a run ---- */
+
+typedef struct run {
+    sq_config_t cfg;
+    sq_backend_t *be;
+    sq_model_t *model;
+    sq_tokenizer_t *tok;
+    sq_task_t *task;
+    sq_selection_t sel;
+    char dir[SQ_CONFIG_PATH_MAX];
+    FILE *runlog, *metrics;
+} run_t;
+
+static void run_close(run_t *r)
+{
+    if (r->runlog) fclose(r->runlog);
+    if (r->metrics) fclose(r->metrics);
+    sq_selection_free(&r->sel);
+    sq_task_destroy(r->task);
+    sq_tokenizer_destroy(r->tok);
+    sq_model_destroy(r->model);
+    sq_backend_destroy(r->be);
+    memset(r, 0, sizeof *r);
+}
+
+/* Model + selection (what restore and export need), optionally tokenizer + task. */
+static sq_status_t run_open(run_t *r, const sq_config_t *cfg, int with_task)
+{
+    r->cfg = *cfg;
+    SQ_TRY(sq_backend_cpu_create(cfg->train.threads, &r->be));
+    const char *tok_path = cfg->tokenizer[0] ? cfg->tokenizer : cfg->model;
+    int max_seq = cfg->task.max_len;
+    if (with_task) {
+        SQ_TRY(sq_tokenizer_load(tok_path, &r->tok));
+    }
+    int max_batch = cfg->train.batch_size > 32 ? cfg->train.batch_size : 32;
+    sq_model_load_opts_t lo = {.max_batch = max_batch,
+                               .max_seq = max_seq,
+                               .perturb = cfg->optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE};
+    SQ_TRY(sq_model_load(cfg->model, &lo, r->be, &r->model));
+    if (with_task)
+        SQ_TRY(sq_task_load(cfg, r->tok, sq_model_config(r->model)->vocab_size, &r->task));
+    SQ_TRY(sq_selection_build(cfg, r->model, &r->sel));
+    return SQ_OK;
+}
+
+static sq_status_t make_dir(const char *path)
+{
+    char tmp[SQ_CONFIG_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(tmp, 0755);
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return sq_error_set(SQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    return SQ_OK;
+}
+
+/* ---- snapshots ---- */
+
+static int64_t newest_snapshot(const char *dir, int64_t max_step, char *path, size_t cap)
+{
+    DIR *d = opendir(dir);
+    int64_t best = -1;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long long s;
+        char tail[32];
+        if (sscanf(e->d_name, "snapshot-%lld.%31s", &s, tail) == 2 &&
+            !strcmp(tail, "safetensors") && s <= max_step && s > best)
+            best = s;
+    }
+    if (d) closedir(d);
+    if (best >= 0) snprintf(path, cap, "%s/snapshot-%08lld.safetensors", dir, (long long)best);
+    return best;
+}
+
+static sq_status_t write_snapshot(run_t *r, int64_t steps)
+{
+    int n = 0;
+    sq_weight_out_t *t = calloc((size_t)r->sel.n_params + 1, sizeof *t);
+    if (!t) return sq_error_set(SQ_ERR_NOMEM, "snapshot: out of memory");
+    for (int i = 0; i < r->sel.n_params; i++) {
+        if (!r->sel.tuned[i]) continue;
+        const sq_param_t *p = sq_model_param(r->model, i);
+        t[n] = (sq_weight_out_t){.name = p->name, .dtype = SQ_DTYPE_F32, .ndim = p->t.ndim,
+                                 .data = p->t.data};
+        memcpy(t[n].shape, p->t.shape, sizeof t[n].shape);
+        n++;
+    }
+    char path[SQ_CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", r->dir, (long long)steps);
+    sq_status_t st = sq_safetensors_write(path, t, (size_t)n);
+    free(t);
+    if (st != SQ_OK) return st;
+    /* keep the two newest */
+    char old[SQ_CONFIG_PATH_MAX + 64];
+    int64_t prev = newest_snapshot(r->dir, steps - 1, old, sizeof old);
+    if (prev >= 0) {
+        char older[SQ_CONFIG_PATH_MAX + 64];
+        if (newest_snapshot(r->dir, prev - 1, older, sizeof older) >= 0) unlink(older);
+    }
+    return SQ_OK;
+}
+
+static sq_status_t load_snapshot(const char *path, sq_model_t *m)
+{
+    sq_weight_file_t *wf;
+    SQ_TRY(sq_safetensors_open(path, &wf));
+    sq_status_t st = SQ_OK;
+    for (int i = 0; st == SQ_OK && i < sq_model_param_count(m); i++) {
+        sq_param_t *p = sq_model_param(m, i);
+        const sq_weight_info_t *info = sq_weights_find(wf, p->name);
+        if (!info) continue; /* frozen parameter */
+        if (info->dtype != SQ_DTYPE_F32 || (int64_t)info->nbytes != sq_tensor_numel(&p->t) * 4)
+            st = sq_error_set(SQ_ERR_FORMAT, "%s: \"%s\" does not match the model's parameter",
+                              path, p->name);
+        else
+            memcpy(p->t.data, info->data, info->nbytes);
+    }
+    sq_weights_close(wf);
+    return st;
+}
+
+/* ---- restore: snapshot + replay ---- */
+
+static sq_status_t replay(const sq_config_t *cfg, sq_model_t *m, sq_selection_t *sel,
+                          const sq_runlog_entry_t *e, int64_t from, int64_t to)
+{
+    for (int64_t t = from; t < to; t++) {
+        if (cfg->select.mode == SQ_SELECT_MAGNITUDE && cfg->select.recompute_every > 0 && t > 0 &&
+            t % cfg->select.recompute_every == 0)
+            SQ_TRY(sq_selection_refresh(cfg, m, sel));
+        SQ_TRY(sq_zo_apply_update(m, sel, e[t].n, e[t].seeds, e[t].g, e[t].lr,
+                                  (float)cfg->optimizer.weight_decay));
+    }
+    return SQ_OK;
+}
+
+sq_status_t sq_run_restore(const char *run_dir, const sq_config_t *cfg, sq_model_t *m,
+                           sq_selection_t *sel, int64_t *steps)
+{
+    char path[SQ_CONFIG_PATH_MAX + 64];
+    sq_runlog_entry_t *e = NULL;
+    int64_t n = 0;
+    snprintf(path, sizeof path, "%s/runlog.jsonl", run_dir);
+    SQ_TRY(sq_runlog_read(path, &e, &n));
+    sq_status_t st = SQ_OK;
+    int64_t from = newest_snapshot(run_dir, n, path, sizeof path);
+    if (from > 0) {
+        st = load_snapshot(path, m);
+        /* masks are a function of the weights at their last recompute */
+        if (st == SQ_OK && cfg->select.mode == SQ_SELECT_MAGNITUDE && cfg->select.recompute_every) {
+            /* recompute as the run did at the last multiple before the snapshot: replay from
+             * there is exact only if the mask is refreshed at the same step, so fall back to a
+             * full replay from the base weights when the snapshot is not on such a step */
+            if (from % cfg->select.recompute_every != 0) from = -1;
+            else st = sq_selection_refresh(cfg, m, sel);
+        }
+    }
+    if (from < 0) from = 0;
+    if (st == SQ_OK) st = replay(cfg, m, sel, e, from, n);
+    free(e);
+    if (st == SQ_OK) *steps = n;
+    return st;
+}
+
+/* ---- evaluation ---- */
+
+static sq_status_t evaluate(run_t *r, double *loss, double *acc)
+{
+    int n = sq_task_eval_size(r->task), ok_total = 0, cnt_total = 0;
+    double lsum = 0;
+    SQ_TRY(sq_model_set_perturbation(r->model, NULL));
+    for (int i = 0; i < n; i += 32) {
+        int k = n - i < 32 ? n - i : 32, ok, cnt;
+        sq_task_batch_t b;
+        double l;
+        SQ_TRY(sq_task_eval_batch(r->task, i, k, &b));
+        SQ_TRY(sq_model_forward(r->model, &b.batch, &b.head));
+        SQ_TRY(sq_task_loss(r->task, &b, &l, &ok, &cnt));
+        lsum += l * cnt;
+        ok_total += ok;
+        cnt_total += cnt;
+    }
+    *loss = cnt_total ? lsum / cnt_total : NAN;
+    *acc = cnt_total && ok_total >= 0 ? (double)ok_total / cnt_total : NAN;
+    return SQ_OK;
+}
+
+/* ---- one step ---- */
+
+static sq_status_t loss_at(run_t *r, sq_task_batch_t *b, uint64_t seed, float scale, double *loss)
+{
+    if (r->cfg.optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE) {
+        sq_perturbation_t p = {.seed = seed, .scale = scale, .tuned = r->sel.tuned,
+                               .masks = (const uint8_t *const *)r->sel.masks};
+        SQ_TRY(sq_model_set_perturbation(r->model, &p));
+    }
+    SQ_TRY(sq_model_forward(r->model, &b->batch, &b->head));
+    return sq_task_loss(r->task, b, loss, NULL, NULL);
+}
+
+typedef struct step_out {
+    int n;
+    uint64_t seeds[64];
+    float g[64];
+    double lplus, lminus;
+    float lr;
+} step_out_t;
+
+static sq_status_t zo_step(run_t *r, int64_t t, step_out_t *o)
+{
+    const sq_config_t *c = &r->cfg;
+    const float eps = (float)c->optimizer.eps;
+    sq_task_batch_t b;
+    if (c->select.mode == SQ_SELECT_MAGNITUDE && c->select.recompute_every > 0 && t > 0 &&
+        t % c->select.recompute_every == 0)
+        SQ_TRY(sq_selection_refresh(c, r->model, &r->sel));
+    SQ_TRY(sq_task_train_batch(r->task, c->train.seed, t, &b));
+    o->n = c->optimizer.n_spsa;
+    o->lplus = o->lminus = 0;
+    for (int k = 0; k < o->n; k++) {
+        uint64_t s = sq_zo_step_seed(c->train.seed, (uint64_t)t, (uint32_t)k);
+        double lp, lm;
+        if (c->optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE) {
+            SQ_TRY(loss_at(r, &b, s, eps, &lp));
+            SQ_TRY(loss_at(r, &b, s, -eps, &lm));
+        } else { /* theta + eps z, theta - eps z, back (with rounding drift) */
+            SQ_TRY(sq_zo_perturb_inplace(r->model, &r->sel, s, eps));
+            SQ_TRY(loss_at(r, &b, s, eps, &lp));
+            SQ_TRY(sq_zo_perturb_inplace(r->model, &r->sel, s, -2.0f * eps));
+            SQ_TRY(loss_at(r, &b, s, -eps, &lm));
+            SQ_TRY(sq_zo_perturb_inplace(r->model, &r->sel, s, eps));
+        }
+        o->seeds[k] = s;
+        o->g[k] = (float)((lp - lm) / (2.0 * (double)eps));
+        o->lplus += lp / o->n;
+        o->lminus += lm / o->n;
+    }
+    SQ_TRY(sq_model_set_perturbation(r->model, NULL));
+    o->lr = (float)sq_zo_lr(c, t);
+    return sq_zo_apply_update(r->model, &r->sel, o->n, o->seeds, o->g, o->lr,
+                              (float)c->optimizer.weight_decay);
+}
+
+static void write_runlog(FILE *f, int64_t t, const step_out_t *o)
+{
+    fprintf(f, "{\"step\":%lld,\"seeds\":[", (long long)t);
+    for (int k = 0; k < o->n; k++) fprintf(f, "%s\"%llu\"", k ? "," : "", (unsigned long long)o->seeds[k]);
+    fprintf(f, "],\"g\":[");
+    for (int k = 0; k < o->n; k++) fprintf(f, "%s%.9g", k ? "," : "", o->g[k]);
+    fprintf(f, "],\"lr\":%.9g}\n", o->lr);
+}
+
+static sq_status_t flush_file(FILE *f, const char *what)
+{
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        return sq_error_set(SQ_ERR_IO, "%s: cannot flush: %s", what, strerror(errno));
+    return SQ_OK;
+}
+
+/* Keep metrics rows of steps < keep (and eval rows at those steps). */
+static sq_status_t trim_metrics(const char *path, int64_t keep)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return SQ_OK;
+    char tmp[SQ_CONFIG_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return sq_error_set(SQ_ERR_IO, "%s: cannot write", tmp);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        long long s;
+        if (line[len - 1] != '\n' || sscanf(line, "{\"step\":%lld", &s) != 1) continue;
+        if (s < keep || (s == keep && strstr(line, "\"eval_"))) fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    fclose(out);
+    if (rename(tmp, path) != 0) return sq_error_set(SQ_ERR_IO, "%s: rename failed", tmp);
+    return SQ_OK;
+}
+
+static void fmt_eta(double s, char *buf, size_t cap)
+{
+    if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
+    else if (s < 90) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 5400) snprintf(buf, cap, "%.0fm%02.0fs", floor(s / 60), fmod(s, 60));
+    else snprintf(buf, cap, "%.0fh%02.0fm", floor(s / 3600), fmod(s / 60, 60));
+}
+
+sq_status_t sq_train_run(const sq_config_t *cfg_in, const sq_train_opts_t *opts)
+{
+    sq_train_opts_t o = opts ? *opts : (sq_train_opts_t){0};
+    run_t r = {0};
+    sq_status_t st = SQ_OK;
+    sq_config_t cfg = *cfg_in;
+    int64_t start = 0;
+    char path[SQ_CONFIG_PATH_MAX + 64];
+
+    if (o.resume_dir) { /* the run's own resolved config is the truth */
+        snprintf(path, sizeof path, "%s/config.yaml", o.resume_dir);
+        SQ_TRY(sq_config_load(path, &cfg));
+        snprintf(cfg.output, sizeof cfg.output, "%s", o.resume_dir);
+    }
+    snprintf(r.dir, sizeof r.dir, "%s", cfg.output);
+    SQ_TRY_GOTO(st, make_dir(r.dir), done);
+    SQ_TRY_GOTO(st, run_open(&r, &cfg, 1), done);
+
+    if (o.resume_dir) {
+        SQ_TRY_GOTO(st, sq_run_restore(r.dir, &cfg, r.model, &r.sel, &start), done);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", r.dir);
+        SQ_TRY_GOTO(st, trim_metrics(path, start), done);
+        if (!o.quiet) fprintf(stderr, "resuming %s at step %lld\n", r.dir, (long long)start);
+    } else {
+        snprintf(path, sizeof path, "%s/runlog.jsonl", r.dir);
+        if (access(path, F_OK) == 0) {
+            st = sq_error_set(SQ_ERR_CONFIG,
+                              "%s already holds a run (use --resume %s, or another output)", r.dir,
+                              r.dir);
+            goto done;
+        }
+        snprintf(path, sizeof path, "%s/config.yaml", r.dir);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            st = sq_error_set(SQ_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            goto done;
+        }
+        sq_config_dump(&cfg, f);
+        if (fclose(f) != 0) {
+            st = sq_error_set(SQ_ERR_IO, "%s: cannot write", path);
+            goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/runlog.jsonl", r.dir);
+    r.runlog = fopen(path, "a");
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r.dir);
+    r.metrics = fopen(path, "a");
+    if (!r.runlog || !r.metrics) {
+        st = sq_error_set(SQ_ERR_IO, "%s: cannot open the run files", r.dir);
+        goto done;
+    }
+
+    const sq_model_config_t *mc = sq_model_config(r.model);
+    if (!o.quiet)
+        fprintf(stderr,
+                "sparq train: %s (%s, %d layers), %d train / %d eval examples, tuning %lld of "
+                "%d tensors' elements, %d steps of batch %d, lr %g eps %g\n",
+                cfg.model, sq_arch_name(mc->arch), mc->n_layers, sq_task_train_size(r.task),
+                sq_task_eval_size(r.task), (long long)r.sel.n_tuned_elems, r.sel.n_params,
+                cfg.train.steps, cfg.train.batch_size, cfg.optimizer.lr, cfg.optimizer.eps);
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double eval_loss = NAN, eval_acc = NAN, t0 = now_s();
+    const int have_eval = sq_task_eval_size(r.task) > 0;
+    if (have_eval && start == 0) {
+        SQ_TRY_GOTO(st, evaluate(&r, &eval_loss, &eval_acc), done);
+        fprintf(r.metrics, "{\"step\":0,\"eval_loss\":%.6f,\"eval_accuracy\":%.6f}\n", eval_loss,
+                eval_acc);
+        if (!o.quiet)
+            fprintf(stderr, "step 0: eval loss %.4f accuracy %.4f (before tuning)\n", eval_loss,
+                    eval_acc);
+    }
+    int64_t t = start, done_here = 0;
+    double win_loss = 0;
+    int win_n = 0;
+    for (; t < cfg.train.steps && !stop_requested; t++) {
+        step_out_t so;
+        SQ_TRY_GOTO(st, zo_step(&r, t, &so), done);
+        double g_mean = 0;
+        for (int k = 0; k < so.n; k++) g_mean += so.g[k] / so.n;
+        write_runlog(r.runlog, t, &so);
+        fprintf(r.metrics,
+                "{\"step\":%lld,\"seed\":\"%llu\",\"loss_plus\":%.9g,\"loss_minus\":%.9g,"
+                "\"projected_grad\":%.9g,\"lr\":%.9g,\"time\":%.4f}\n",
+                (long long)t, (unsigned long long)so.seeds[0], so.lplus, so.lminus, g_mean, so.lr,
+                now_s() - t0);
+        win_loss += 0.5 * (so.lplus + so.lminus);
+        win_n++;
+        done_here++;
+        const int64_t steps_done = t + 1;
+        int at_eval = have_eval && cfg.train.eval_every > 0 && steps_done % cfg.train.eval_every == 0;
+        if (at_eval || steps_done == cfg.train.steps) {
+            if (have_eval) {
+                SQ_TRY_GOTO(st, evaluate(&r, &eval_loss, &eval_acc), done);
+                fprintf(r.metrics, "{\"step\":%lld,\"eval_loss\":%.6f,\"eval_accuracy\":%.6f}\n",
+                        (long long)steps_done, eval_loss, eval_acc);
+            }
+        }
+        if (steps_done % cfg.train.log_every == 0 || at_eval || steps_done == cfg.train.steps) {
+            SQ_TRY_GOTO(st, flush_file(r.runlog, "runlog.jsonl"), done);
+            SQ_TRY_GOTO(st, flush_file(r.metrics, "metrics.jsonl"), done);
+            if (!o.quiet) {
+                double el = now_s() - t0, rate = done_here / el;
+                char eta[32];
+                fmt_eta((cfg.train.steps - steps_done) / rate, eta, sizeof eta);
+                fprintf(stderr, "step %lld/%d | loss %.4f | g %+.3e | lr %.2e", (long long)steps_done,
+                        cfg.train.steps, win_loss / win_n, g_mean, so.lr);
+                if (have_eval) fprintf(stderr, " | eval acc %.4f", eval_acc);
+                fprintf(stderr, " | %.2f steps/s | ETA %s\n", rate, eta);
+            }
+            win_loss = 0;
+            win_n = 0;
+        }
+        if (cfg.train.snapshot_every > 0 && steps_done % cfg.train.snapshot_every == 0 &&
+            steps_done < cfg.train.steps)
+            SQ_TRY_GOTO(st, write_snapshot(&r, steps_done), done);
+        if (o.stop_after > 0 && done_here >= o.stop_after) {
+            t++;
+            break;
+        }
+    }
+    SQ_TRY_GOTO(st, flush_file(r.runlog, "runlog.jsonl"), done);
+    SQ_TRY_GOTO(st, flush_file(r.metrics, "metrics.jsonl"), done);
+    SQ_TRY_GOTO(st, write_snapshot(&r, t), done);
+    if (!o.quiet)
+        fprintf(stderr, "%s after %lld steps (%.1fs); run folder %s\n",
+                stop_requested ? "stopped" : "done", (long long)t, now_s() - t0, r.dir);
+done:
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    run_close(&r);
+    return st;
+}
+
+/* ---- export ---- */
+
+static sq_status_t copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in) return SQ_ERR_NOT_FOUND; /* optional files: silently skipped */
+    FILE *out = fopen(to, "wb");
+    if (!out) {
+        fclose(in);
+        return sq_error_set(SQ_ERR_IO, "%s: cannot write: %s", to, strerror(errno));
+    }
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in);
+    return fclose(out) == 0 ? SQ_OK : sq_error_set(SQ_ERR_IO, "%s: write failed", to);
+}
+
+sq_status_t sq_run_export(const char *run_dir, const char *out_dir)
+{
+    sq_config_t cfg;
+    char path[SQ_CONFIG_PATH_MAX + 64], to[SQ_CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.yaml", run_dir);
+    SQ_TRY(sq_config_load(path, &cfg));
+    struct stat sb;
+    if (stat(cfg.model, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return sq_error_set(SQ_ERR_UNSUPPORTED,
+                            "%s: export writes HF folders and needs an HF model folder as the base "
+                            "(llama2.c .bin checkpoints are not supported)",
+                            cfg.model);
+    run_t r = {0};
+    int64_t steps;
+    sq_status_t st = run_open(&r, &cfg, 0);
+    if (st == SQ_OK) st = sq_run_restore(run_dir, &cfg, r.model, &r.sel, &steps);
+    if (st == SQ_OK) st = make_dir(out_dir);
+    if (st == SQ_OK) {
+        int n = sq_model_param_count(r.model);
+        sq_weight_out_t *t = calloc((size_t)n + 1, sizeof *t);
+        if (!t) st = sq_error_set(SQ_ERR_NOMEM, "export: out of memory");
+        for (int i = 0; t && i < n; i++) {
+            const sq_param_t *p = sq_model_param(r.model, i);
+            t[i] = (sq_weight_out_t){.name = p->name, .dtype = SQ_DTYPE_F32, .ndim = p->t.ndim,
+                                     .data = p->t.data};
+            memcpy(t[i].shape, p->t.shape, sizeof t[i].shape);
+        }
+        snprintf(to, sizeof to, "%s/model.safetensors", out_dir);
+        if (t) st = sq_safetensors_write(to, t, (size_t)n);
+        free(t);
+    }
+    /* config.json (its torch_dtype is informational), tokenizer files */
+    const char *files[] = {"config.json", "vocab.json", "merges.txt", "tokenizer.json",
+                           "tokenizer_config.json"};
+    for (size_t i = 0; st == SQ_OK && i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", cfg.model, files[i]);
+        snprintf(to, sizeof to, "%s/%s", out_dir, files[i]);
+        sq_status_t c = copy_file(path, to);
+        if (c != SQ_OK && c != SQ_ERR_NOT_FOUND) st = c;
+    }
+    if (st == SQ_OK)
+        fprintf(stderr, "exported %s (%lld steps) to %s\n", run_dir, (long long)steps, out_dir);
+    run_close(&r);
+    return st;
+}

@@ -1,0 +1,41 @@
+/* ZO-SGD pieces shared by the single-process trainer and the stage workers. */
+#include <math.h>
+
+#include "sparq/trainer.h"
+
+double sq_zo_lr(const sq_config_t *cfg, int64_t step)
+{
+    const double lr = cfg->optimizer.lr, T = cfg->train.steps > 0 ? cfg->train.steps : 1;
+    const double frac = (double)step / T;
+    switch (cfg->optimizer.schedule) {
+    case SQ_LR_LINEAR: return lr * (1.0 - frac);
+    case SQ_LR_COSINE: return lr * 0.5 * (1.0 + cos(M_PI * frac));
+    default: return lr;
+    }
+}
+
+sq_status_t sq_zo_apply_update(sq_model_t *m, const sq_selection_t *sel, int n,
+                               const uint64_t *seeds, const float *g, float lr, float wd)
+{
+    sq_backend_t *be = NULL;
+    for (int i = 0; i < sel->n_params; i++) {
+        if (!sel->tuned[i]) continue;
+        sq_param_t *p = sq_model_param(m, i);
+        if (!be) be = sq_model_backend(m);
+        SQ_TRY(be->ops->zo_update(be, &p->t, n, seeds, g, p->zo_id, lr, p->is_vector ? 0.0f : wd,
+                                  sel->masks[i]));
+    }
+    return SQ_OK;
+}
+
+sq_status_t sq_zo_perturb_inplace(sq_model_t *m, const sq_selection_t *sel, uint64_t seed,
+                                  float scale)
+{
+    sq_backend_t *be = sq_model_backend(m);
+    for (int i = 0; i < sel->n_params; i++) {
+        if (!sel->tuned[i]) continue;
+        sq_param_t *p = sq_model_param(m, i);
+        SQ_TRY(be->ops->zo_perturb(be, &p->t, seed, p->zo_id, 0, scale, sel->masks[i], &p->t));
+    }
+    return SQ_OK;
+}
