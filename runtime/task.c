@@ -246,7 +246,10 @@ sq_status_t sq_task_load(const sq_config_t *cfg, sq_tokenizer_t *tok, int vocab_
             t->n_eval = (int)((t->n_eval_ids - 1) / t->max_len);
         }
     }
-    if (cfg->task.eval_limit > 0 && t->n_eval > cfg->task.eval_limit) t->n_eval = cfg->task.eval_limit;
+    if (cfg->task.eval_limit > 0 && t->n_eval > cfg->task.eval_limit) {
+        for (int i = cfg->task.eval_limit; t->eval && i < t->n_eval; i++) free(t->eval[i].ids);
+        t->n_eval = cfg->task.eval_limit;
+    }
 
     t->cap_seqs = t->batch_size > SQ_TASK_EVAL_CHUNK ? t->batch_size : SQ_TASK_EVAL_CHUNK;
     size_t rows = (size_t)t->cap_seqs * (size_t)t->max_len;

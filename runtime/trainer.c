@@ -34,7 +34,7 @@ static double now_s(void)
 
 /* ---- the pieces of a run ---- */
 
-typedef struct run {
+struct sq_trainer {
     sq_config_t cfg;
     sq_backend_t *be;
     sq_model_t *model;
@@ -43,7 +43,8 @@ typedef struct run {
     sq_selection_t sel;
     char dir[SQ_CONFIG_PATH_MAX];
     FILE *runlog, *metrics;
-} run_t;
+};
+typedef struct sq_trainer run_t;
 
 static void run_close(run_t *r)
 {
@@ -238,13 +239,7 @@ static sq_status_t loss_at(run_t *r, sq_task_batch_t *b, uint64_t seed, float sc
     return sq_task_loss(r->task, b, loss, NULL, NULL);
 }
 
-typedef struct step_out {
-    int n;
-    uint64_t seeds[64];
-    float g[64];
-    double lplus, lminus;
-    float lr;
-} step_out_t;
+typedef sq_step_result_t step_out_t;
 
 static sq_status_t zo_step(run_t *r, int64_t t, step_out_t *o)
 {
@@ -465,6 +460,51 @@ done:
     signal(SIGTERM, SIG_DFL);
     run_close(&r);
     return st;
+}
+
+/* ---- the trainer as an object (benchmarks, the stage workers) ---- */
+
+sq_status_t sq_trainer_open(const sq_config_t *cfg, sq_trainer_t **out)
+{
+    run_t *r = calloc(1, sizeof *r);
+    if (!r) return sq_error_set(SQ_ERR_NOMEM, "trainer: out of memory");
+    sq_status_t st = run_open(r, cfg, 1);
+    if (st != SQ_OK) {
+        run_close(r);
+        free(r);
+        return st;
+    }
+    *out = r;
+    return SQ_OK;
+}
+
+void sq_trainer_close(sq_trainer_t *tr)
+{
+    if (!tr) return;
+    run_close(tr);
+    free(tr);
+}
+
+sq_status_t sq_trainer_step(sq_trainer_t *tr, int64_t step, sq_step_result_t *out)
+{
+    return zo_step(tr, step, out);
+}
+
+sq_status_t sq_trainer_plain_forwards(sq_trainer_t *tr, int64_t step, int n, double *loss)
+{
+    sq_task_batch_t b;
+    SQ_TRY(sq_model_set_perturbation(tr->model, NULL));
+    SQ_TRY(sq_task_train_batch(tr->task, tr->cfg.train.seed, step, &b));
+    for (int i = 0; i < n; i++) {
+        SQ_TRY(sq_model_forward(tr->model, &b.batch, &b.head));
+        SQ_TRY(sq_task_loss(tr->task, &b, loss, NULL, NULL));
+    }
+    return SQ_OK;
+}
+
+sq_status_t sq_trainer_evaluate(sq_trainer_t *tr, double *loss, double *accuracy)
+{
+    return evaluate(tr, loss, accuracy);
 }
 
 /* ---- export ---- */

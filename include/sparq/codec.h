@@ -17,7 +17,10 @@
  *   scale s = absmax / qmax over the row or group (outlier columns excluded),
  *   rounded in the scale dtype and then bumped up by one ulp when needed so
  *   that s * qmax >= absmax holds exactly: no code ever clamps, and with
- *   round-to-nearest |x - q*s| <= s/2 for every element.
+ *   round-to-nearest |x - q*s| <= s/2 for every element. (One exception:
+ *   when absmax is within ~2^-17 of FLT_MAX no fp32 s covers it with
+ *   qmax * s finite; s is then capped so that x^ stays finite, and the
+ *   largest codes saturate at +-qmax, error <= s/2 + 2^-17 |x|.)
  *   An all-zero row/group gets s = 0 and all codes 0.
  *   nearest:    q = rint(x / s)                         (ties to even)
  *   stochastic: v = x / s, q = floor(v) + [u < v - floor(v)]

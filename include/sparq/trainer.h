@@ -56,6 +56,26 @@ typedef struct sq_train_opts {
 /* Train per cfg (or resume). Progress on stderr. */
 sq_status_t sq_train_run(const sq_config_t *cfg, const sq_train_opts_t *opts);
 
+/* The trainer as an object: what sq_train_run drives, for benchmarks and
+ * tools that need single steps. */
+typedef struct sq_trainer sq_trainer_t;
+
+typedef struct sq_step_result {
+    int n;              /* SPSA samples */
+    uint64_t seeds[64];
+    float g[64];        /* projected gradient per sample */
+    double lplus, lminus; /* mean over samples */
+    float lr;
+} sq_step_result_t;
+
+sq_status_t sq_trainer_open(const sq_config_t *cfg, sq_trainer_t **out);
+void sq_trainer_close(sq_trainer_t *tr);
+/* One ZO step t (perturbed forwards and the update). */
+sq_status_t sq_trainer_step(sq_trainer_t *tr, int64_t step, sq_step_result_t *out);
+/* n unperturbed forwards + loss on step t's batch (the baseline a step is compared with). */
+sq_status_t sq_trainer_plain_forwards(sq_trainer_t *tr, int64_t step, int n, double *loss);
+sq_status_t sq_trainer_evaluate(sq_trainer_t *tr, double *loss, double *accuracy);
+
 /* Bring a run folder's weights into a fully loaded model: newest snapshot,
  * then the run log replayed. *steps gets the number of steps applied. */
 sq_status_t sq_run_restore(const char *run_dir, const sq_config_t *cfg, sq_model_t *m,

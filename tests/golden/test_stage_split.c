@@ -71,7 +71,7 @@ static void test_every_cut(void **state)
         sq_model_t *full;
         sq_model_load_opts_t lo = {.max_batch = B, .max_seq = T};
         SQ_CHECK(sq_model_load(models[mi], &lo, be, &full));
-        const sq_model_config_t *cfg = sq_model_config(full);
+        const sq_model_config_t cfg_copy = *sq_model_config(full), *cfg = &cfg_copy;
         int units = sq_model_unit_count(cfg);
         int32_t tok[B * T], tgt[B * T];
         float want[B * T], got[B * T];

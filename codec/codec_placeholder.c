@@ -1,2 +1,0 @@
-/* placeholder so the library has a source until the real ones land; delete then */
-typedef int sq_codec_placeholder_t;
