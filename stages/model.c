@@ -374,6 +374,16 @@ const sq_model_config_t *sq_model_config(const sq_model_t *m)
     return &m->cfg;
 }
 
+sq_backend_t *sq_model_backend(const sq_model_t *m)
+{
+    return m->be;
+}
+
+const char *sq_model_path(const sq_model_t *m)
+{
+    return m->path;
+}
+
 void sq_model_unit_range(const sq_model_t *m, int *begin, int *end)
 {
     *begin = m->unit_begin;
