@@ -13,6 +13,8 @@ static const bench_entry_t benches[] = {
     {"forward", "forward tokens/s and FLOP utilization vs sgemm peak", sq_bench_forward_main},
     {"memory", "peak RSS of one stage's layer range vs the whole model", sq_bench_memory_main},
     {"codec", "codec compression and encode/decode GB/s over a density sweep", sq_bench_codec_main},
+    {"codec-real", "codec on a model's real activations at every split candidate",
+     sq_bench_codec_real_main},
     {"zo", "time of a ZO step vs the two forward passes it contains", sq_bench_zo_main},
 };
 

@@ -211,6 +211,12 @@ static sq_status_t unit_head(sq_model_t *m, const sq_batch_t *bt, int64_t N, sq_
 
 sq_status_t sq_model_forward(sq_model_t *m, const sq_batch_t *bt, sq_head_out_t *head)
 {
+    return sq_model_forward_units(m, bt, m->unit_begin, m->unit_end, head);
+}
+
+sq_status_t sq_model_forward_units(sq_model_t *m, const sq_batch_t *bt, int u0, int u1,
+                                   sq_head_out_t *head)
+{
     const sq_model_config_t *c = &m->cfg;
     const int64_t N = (int64_t)bt->B * bt->T;
     if (bt->B <= 0 || bt->T <= 0 || N > m->max_rows || bt->T > m->max_seq)
@@ -222,7 +228,10 @@ sq_status_t sq_model_forward(sq_model_t *m, const sq_batch_t *bt, sq_head_out_t 
         m->pos[i] = (int32_t)(i % bt->T);
         m->pos_ids[i] = m->pos[i] + c->pos_offset;
     }
-    for (int u = m->unit_begin; u < m->unit_end; u++) {
+    if (u0 < m->unit_begin || u1 > m->unit_end || u0 > u1)
+        return sq_error_set(SQ_ERR_RANGE, "forward: units [%d, %d) outside the stage's [%d, %d)",
+                            u0, u1, m->unit_begin, m->unit_end);
+    for (int u = u0; u < u1; u++) {
         int l;
         sq_status_t st = SQ_OK;
         sq_unit_kind_t k = sq_model_unit_kind(c, u, &l);

@@ -446,6 +446,14 @@ static sq_status_t boundary_at(sq_model_t *m, int unit, int B, int T, sq_boundar
     return SQ_OK;
 }
 
+sq_status_t sq_model_boundary(sq_model_t *m, int unit, int B, int T, sq_boundary_t *out)
+{
+    if (unit < m->unit_begin || unit > m->unit_end)
+        return sq_error_set(SQ_ERR_RANGE, "model: boundary %d outside the stage's units [%d, %d]",
+                            unit, m->unit_begin, m->unit_end);
+    return boundary_at(m, unit, B, T, out);
+}
+
 sq_status_t sq_model_input_boundary(sq_model_t *m, int B, int T, sq_boundary_t *out)
 {
     return boundary_at(m, m->unit_begin, B, T, out);

@@ -152,6 +152,14 @@ typedef struct sq_perturbation {
 /* p == NULL switches perturbation off. */
 sq_status_t sq_model_set_perturbation(sq_model_t *m, const sq_perturbation_t *p);
 
+/* Run only units [u0, u1) of the stage's range; activations carry over
+ * between calls, so calling unit by unit equals one sq_model_forward. */
+sq_status_t sq_model_forward_units(sq_model_t *m, const sq_batch_t *batch, int u0, int u1,
+                                   sq_head_out_t *head);
+/* The tensors crossing the boundary just before `unit` (views into the
+ * stage's buffers, valid after the units before it ran). */
+sq_status_t sq_model_boundary(sq_model_t *m, int unit, int B, int T, sq_boundary_t *out);
+
 /* FLOPs of one forward of this stage's units over B x T tokens (GEMMs and
  * attention, multiply-add = 2), for utilization figures. */
 double sq_model_forward_flops(const sq_model_t *m, int B, int T);

@@ -92,6 +92,18 @@ static void test_every_cut(void **state)
                 fail_msg("%s: cut at %s (unit %d) changed the NLL", models[mi], cand[c].name,
                          cand[c].unit);
         }
+        /* unit by unit on one model equals the whole forward */
+        SQ_CHECK(sq_model_load(models[mi], &lo, be, &full));
+        for (int u = 0; u < units; u++) {
+            memset(got, 0xff, sizeof got);
+            head.nll = got;
+            SQ_CHECK(sq_model_forward_units(full, &batch, u, u + 1, u + 1 == units ? &head : NULL));
+        }
+        assert_memory_equal(got, want, sizeof got);
+        sq_boundary_t bd;
+        assert_int_equal(sq_model_boundary(full, units + 1, B, T, &bd), SQ_ERR_RANGE);
+        sq_model_destroy(full);
+
         int cuts3[3] = {0, 2, units - 2}; /* three stages, cuts inside blocks */
         run_split(be, models[mi], cuts3, 3, units, tok, tgt, got);
         assert_memory_equal(got, want, sizeof got);
