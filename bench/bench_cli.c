@@ -15,6 +15,7 @@ static const bench_entry_t benches[] = {
     {"codec", "codec compression and encode/decode GB/s over a density sweep", sq_bench_codec_main},
     {"codec-real", "codec on a model's real activations at every split candidate",
      sq_bench_codec_real_main},
+    {"pipeline", "step time and its breakdown on 1, 2, 4 local stages", sq_bench_pipeline_main},
     {"zo", "time of a ZO step vs the two forward passes it contains", sq_bench_zo_main},
 };
 

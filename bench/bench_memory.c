@@ -15,7 +15,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sparq bench memory [--model DIR] [--stages 1,2,3] [--batch 16] [--seq 128]\n"
                "Loads every stage of an even layer split (for each stage count) in its own\n"
-               "process and reports parameter bytes, arena bytes and peak RSS (VmHWM).\n");
+               "process, runs one forward of --batch x --seq tokens, and reports parameter\n"
+               "bytes, arena bytes and peak RSS (VmHWM).\n");
 }
 
 typedef struct mem_result {
@@ -23,6 +24,26 @@ typedef struct mem_result {
     double param_mb, arena_mb, rss_mb;
     char err[256];
 } mem_result_t;
+
+/* One forward at full size, so the peak includes every activation buffer. */
+static sq_status_t forward_once(sq_model_t *m, int B, int T)
+{
+    const int N = B * T;
+    int32_t *tok = calloc((size_t)N, sizeof *tok), *tgt = malloc(sizeof *tgt * (size_t)N);
+    float *nll = malloc(sizeof *nll * (size_t)N);
+    sq_boundary_t in;
+    sq_status_t st = sq_model_input_boundary(m, B, T, &in);
+    for (int k = 0; st == SQ_OK && k < in.n_tensors; k++)
+        memset(in.t[k].data, 0, (size_t)sq_tensor_numel(&in.t[k]) * sizeof(float));
+    for (int i = 0; i < N; i++) tgt[i] = (i + 1) % T ? 1 : -1;
+    sq_batch_t b = {.B = B, .T = T, .tokens = tok, .targets = tgt};
+    sq_head_out_t head = {.nll = nll};
+    if (st == SQ_OK) st = sq_model_forward(m, &b, &head);
+    free(tok);
+    free(tgt);
+    free(nll);
+    return st;
+}
 
 static mem_result_t measure(const char *path, int ub, int ue, int B, int T)
 {
@@ -36,7 +57,8 @@ static mem_result_t measure(const char *path, int ub, int ue, int B, int T)
         sq_model_t *m;
         mem_result_t c = {0};
         sq_model_load_opts_t lo = {.unit_begin = ub, .unit_end = ue, .max_batch = B, .max_seq = T};
-        if (sq_backend_cpu_create(1, &be) == SQ_OK && sq_model_load(path, &lo, be, &m) == SQ_OK) {
+        if (sq_backend_cpu_create(1, &be) == SQ_OK && sq_model_load(path, &lo, be, &m) == SQ_OK &&
+            forward_once(m, B, T) == SQ_OK) {
             c.ok = 1;
             c.param_mb = sq_model_param_bytes(m) / 1048576.0;
             c.arena_mb = sq_model_arena_bytes(m) / 1048576.0;

@@ -16,6 +16,11 @@ static const char *const task_types[] = {"classification", "lm", NULL};
 static const char *const schedules[] = {"constant", "linear", "cosine", NULL};
 static const char *const select_modes[] = {"all", "pattern", "magnitude", "mask_file", NULL};
 static const char *const perturb_modes[] = {"out_of_place", "in_place", NULL};
+/* same order as sq_codec_encoding_t / granularity / rounding */
+static const char *const codec_encodings[] = {"dense", "bitmap", "csr", "lossless", "auto", NULL};
+static const char *const codec_granularities[] = {"row", "group", NULL};
+static const char *const codec_roundings[] = {"nearest", "stochastic", NULL};
+static const char *const scale_dtypes[] = {"f32", "f16", NULL};
 
 #define BIG 1e18
 const sq_config_key_t sq_config_keys[] = {
@@ -64,6 +69,33 @@ const sq_config_key_t sq_config_keys[] = {
      NULL, "magnitude mode: recompute the mask every N steps (0 = static)"},
     {"select.mask_file", SQ_CFG_PATH, OFF(select.mask_file), SZ(select.mask_file), 0, "", 0, 0,
      NULL, "mask_file mode: safetensors of U8/F32 masks named like the parameters"},
+    {"pipeline.stages", SQ_CFG_INT, OFF(pipeline.stages), 0, 0, "1", 1, SQ_CONFIG_LIST_MAX, NULL,
+     "pipeline stages, one worker process each (sparq launch / sparq worker)"},
+    {"pipeline.boundaries", SQ_CFG_STRLIST, OFF(pipeline.boundaries), ITEM(pipeline.boundaries),
+     OFF(pipeline.n_boundaries), "", 0, 0, NULL,
+     "first unit of stages 1..S-1 (units: 0 embed, 1+3l attn, 2+3l mlp_in, 3+3l mlp_out, "
+     "3L+1 head); empty: even split by layers"},
+    {"pipeline.addresses", SQ_CFG_STRLIST, OFF(pipeline.addresses), ITEM(pipeline.addresses),
+     OFF(pipeline.n_addresses), "", 0, 0, NULL,
+     "listen address host:port of stages 1..S-1 (stage k-1 connects to stage k)"},
+    {"pipeline.base_port", SQ_CFG_INT, OFF(pipeline.base_port), 0, 0, "29500", 1024, 65000, NULL,
+     "without addresses: stage k listens on 127.0.0.1:base_port+k"},
+    {"pipeline.micro_batches", SQ_CFG_INT, OFF(pipeline.micro_batches), 0, 0, "1", 1, 1024, NULL,
+     "micro-batches per step (must divide train.batch_size); 2x as many forwards in flight"},
+    {"pipeline.token", SQ_CFG_STR, OFF(pipeline.token), SZ(pipeline.token), 0, "", 0, 0, NULL,
+     "job token that stages check when they connect (env SPARQ_JOB_TOKEN wins; sparq launch "
+     "makes a random one)"},
+    {"codec.encoding", SQ_CFG_ENUM, OFF(codec.encoding), 0, 0, "auto", 0, 0, codec_encodings,
+     "activation encoding between stages (lossless: exact fp32)"},
+    {"codec.bits", SQ_CFG_INT, OFF(codec.bits), 0, 0, "8", 2, 8, NULL, "code bits: 8, 4 or 2"},
+    {"codec.granularity", SQ_CFG_ENUM, OFF(codec.granularity), 0, 0, "row", 0, 0,
+     codec_granularities, "one scale per token (row) or per group of columns"},
+    {"codec.group_size", SQ_CFG_INT, OFF(codec.group_size), 0, 0, "64", 1, 1 << 16, NULL,
+     "columns per scale in group mode (power of two dividing the width)"},
+    {"codec.scale_dtype", SQ_CFG_ENUM, OFF(codec.scale_f16), 0, 0, "f32", 0, 0, scale_dtypes,
+     "scale precision on the wire"},
+    {"codec.rounding", SQ_CFG_ENUM, OFF(codec.rounding), 0, 0, "nearest", 0, 0, codec_roundings,
+     "stochastic: dither shared by the +eps and -eps passes of a micro-batch"},
     {"train.steps", SQ_CFG_INT, OFF(train.steps), 0, 0, "1000", 0, 1 << 30, NULL,
      "optimizer steps"},
     {"train.batch_size", SQ_CFG_INT, OFF(train.batch_size), 0, 0, "16", 1, 1 << 16, NULL,
@@ -80,6 +112,8 @@ const sq_config_key_t sq_config_keys[] = {
      "CPU threads (0 = all cores)"},
 };
 const size_t sq_config_key_count = sizeof sq_config_keys / sizeof sq_config_keys[0];
+
+static void print_value(const sq_config_t *cfg, const sq_config_key_t *k, FILE *f);
 
 static const sq_config_key_t *find_key(const char *key)
 {
@@ -313,12 +347,87 @@ sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label)
         if (!strstr(cfg->task.template_, "{text}"))
             return sq_error_set(SQ_ERR_CONFIG, "%s: task.template: must contain {text}", label);
     }
+    if (cfg->train.batch_size % cfg->pipeline.micro_batches != 0)
+        return sq_error_set(SQ_ERR_CONFIG,
+                            "%s: pipeline.micro_batches: %d does not divide train.batch_size %d",
+                            label, cfg->pipeline.micro_batches, cfg->train.batch_size);
+    if (cfg->pipeline.n_boundaries && cfg->pipeline.n_boundaries != cfg->pipeline.stages - 1)
+        return sq_error_set(SQ_ERR_CONFIG,
+                            "%s: pipeline.boundaries: %d given, %d stages need %d", label,
+                            cfg->pipeline.n_boundaries, cfg->pipeline.stages,
+                            cfg->pipeline.stages - 1);
+    if (cfg->pipeline.n_addresses && cfg->pipeline.n_addresses < cfg->pipeline.stages - 1)
+        return sq_error_set(SQ_ERR_CONFIG,
+                            "%s: pipeline.addresses: %d given, stages 1..%d need one each", label,
+                            cfg->pipeline.n_addresses, cfg->pipeline.stages - 1);
+    if (cfg->codec.bits != 8 && cfg->codec.bits != 4 && cfg->codec.bits != 2)
+        return sq_error_set(SQ_ERR_CONFIG, "%s: codec.bits: %d is not 8, 4 or 2", label,
+                            cfg->codec.bits);
     if (cfg->select.mode == SQ_SELECT_PATTERN && cfg->select.n_patterns == 0)
         return sq_error_set(SQ_ERR_CONFIG, "%s: select.patterns: pattern mode needs patterns",
                             label);
     if (cfg->select.mode == SQ_SELECT_MASK_FILE && !cfg->select.mask_file[0])
         return sq_error_set(SQ_ERR_CONFIG, "%s: select.mask_file: mask_file mode needs a file",
                             label);
+    return SQ_OK;
+}
+
+uint64_t sq_config_hash(const sq_config_t *cfg)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < sq_config_key_count; i++) {
+        const sq_config_key_t *k = &sq_config_keys[i];
+        if (k->type == SQ_CFG_PATH || !strcmp(k->key, "pipeline.token") ||
+            !strcmp(k->key, "pipeline.addresses") || !strcmp(k->key, "pipeline.base_port"))
+            continue;
+        char buf[4096];
+        FILE *f = fmemopen(buf, sizeof buf, "w");
+        if (!f) continue;
+        fprintf(f, "%s=", k->key);
+        print_value(cfg, k, f);
+        long n = ftell(f);
+        fclose(f);
+        for (long j = 0; j < n && j < (long)sizeof buf; j++) {
+            h ^= (unsigned char)buf[j];
+            h *= 0x100000001b3ull;
+        }
+    }
+    return h;
+}
+
+sq_status_t sq_config_stage_units(const sq_config_t *cfg, int n_units, int n_layers, int k,
+                                  int *begin, int *end)
+{
+    const int S = cfg->pipeline.stages;
+    if (k < 0 || k >= S) return sq_error_set(SQ_ERR_RANGE, "stage %d outside [0, %d)", k, S);
+    int cuts[SQ_CONFIG_LIST_MAX + 1];
+    cuts[0] = 0;
+    cuts[S] = n_units;
+    for (int j = 1; j < S; j++) {
+        if (cfg->pipeline.n_boundaries) {
+            char *e;
+            long v = strtol(cfg->pipeline.boundaries[j - 1], &e, 10);
+            if (*e || v <= 0 || v >= n_units)
+                return sq_error_set(SQ_ERR_CONFIG,
+                                    "pipeline.boundaries[%d]: \"%s\" is not a unit in [1, %d)",
+                                    j - 1, cfg->pipeline.boundaries[j - 1], n_units);
+            cuts[j] = (int)v;
+        } else { /* even split by layers: stage j starts at layer L*j/S's attn unit */
+            if (S > n_layers + 1)
+                return sq_error_set(SQ_ERR_CONFIG, "pipeline.stages: %d stages for %d layers need "
+                                                   "pipeline.boundaries",
+                                    S, n_layers);
+            cuts[j] = 1 + 3 * (n_layers * j / S);
+        }
+        if (cuts[j] <= cuts[j - 1])
+            return sq_error_set(SQ_ERR_CONFIG,
+                                "pipeline.boundaries: stage %d would be empty (units must increase)",
+                                j - 1);
+    }
+    if (cuts[S] <= cuts[S - 1])
+        return sq_error_set(SQ_ERR_CONFIG, "pipeline.boundaries: the last stage would be empty");
+    *begin = cuts[k];
+    *end = cuts[k + 1];
     return SQ_OK;
 }
 

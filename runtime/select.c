@@ -126,11 +126,6 @@ sq_status_t sq_selection_build(const sq_config_t *cfg, sq_model_t *m, sq_selecti
         }
     }
     SQ_TRY_GOTO(st, sq_selection_refresh(cfg, m, sel), fail);
-    if (sel->n_tuned_elems == 0) {
-        st = sq_error_set(SQ_ERR_CONFIG, "select: the selection tunes no parameter of this model "
-                                         "(check select.patterns / select.mask_file names)");
-        goto fail;
-    }
     sq_weights_close(wf);
     return SQ_OK;
 fail:

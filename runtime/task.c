@@ -30,8 +30,9 @@ struct sq_task {
     int64_t perm_epoch;
     /* batch buffers (sized for max(batch_size, eval chunk) sequences) */
     int cap_seqs;
-    int32_t *tokens, *targets, *rows, *labels;
+    int32_t *tokens, *targets, *rows, *labels, *micro_rows;
     float *nll, *logprobs;
+    double *terms; /* [max_terms] scratch of sq_task_loss */
 };
 
 #define SQ_TASK_EVAL_CHUNK 32
@@ -190,8 +191,10 @@ void sq_task_destroy(sq_task_t *t)
     free(t->tokens);
     free(t->targets);
     free(t->rows);
+    free(t->micro_rows);
     free(t->labels);
     free(t->nll);
+    free(t->terms);
     free(t->logprobs);
     free(t);
 }
@@ -256,11 +259,13 @@ sq_status_t sq_task_load(const sq_config_t *cfg, sq_tokenizer_t *tok, int vocab_
     t->tokens = malloc(sizeof(int32_t) * rows);
     t->targets = malloc(sizeof(int32_t) * rows);
     t->rows = malloc(sizeof(int32_t) * rows);
+    t->micro_rows = malloc(sizeof(int32_t) * (size_t)t->cap_seqs);
+    t->terms = malloc(sizeof(double) * rows);
     t->labels = malloc(sizeof(int32_t) * (size_t)t->cap_seqs);
     t->nll = malloc(sizeof(float) * rows);
     t->logprobs = malloc(sizeof(float) * (size_t)t->cap_seqs * SQ_CONFIG_LIST_MAX);
     t->perm = malloc(sizeof(int) * (size_t)(t->n_train > 0 ? t->n_train : 1));
-    if (!t->tokens || !t->targets || !t->rows || !t->labels || !t->nll || !t->logprobs || !t->perm) {
+    if (!t->tokens || !t->targets || !t->rows || !t->micro_rows || !t->terms || !t->labels || !t->nll || !t->logprobs || !t->perm) {
         st = sq_error_set(SQ_ERR_NOMEM, "task: out of memory");
         goto fail;
     }
@@ -380,35 +385,68 @@ sq_status_t sq_task_eval_batch(sq_task_t *t, int first, int count, sq_task_batch
     return classify_batch(t, ex, count, b);
 }
 
-sq_status_t sq_task_loss(const sq_task_t *t, const sq_task_batch_t *b, double *loss, int *correct,
+int sq_task_max_terms(const sq_task_t *t)
+{
+    return t->type == SQ_TASK_LM ? t->cap_seqs * t->max_len : t->cap_seqs;
+}
+
+int sq_task_loss_terms(const sq_task_t *t, const sq_task_batch_t *b, double *terms, int *correct)
+{
+    int ok = 0;
+    if (t->type == SQ_TASK_LM) {
+        const int n = b->batch.B * b->batch.T;
+        for (int i = 0; i < n; i++) terms[i] = b->head.nll[i];
+        if (correct) *correct = -1; /* argmax not requested during training */
+        return n;
+    }
+    const int C = t->n_labels;
+    for (int i = 0; i < b->n_examples; i++) {
+        const float *s = b->head.logprobs + (size_t)i * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (s[c] > s[best]) best = c;
+        double mx = s[best], z = 0;
+        for (int c = 0; c < C; c++) z += exp((double)s[c] - mx);
+        terms[i] = log(z) + mx - s[b->labels[i]];
+        ok += best == b->labels[i];
+    }
+    if (correct) *correct = ok;
+    return b->n_examples;
+}
+
+sq_status_t sq_task_micro_batch(sq_task_t *t, const sq_task_batch_t *full, int m, int M,
+                                sq_task_batch_t *out)
+{
+    const int B = full->batch.B, T = full->batch.T;
+    if (M <= 0 || B % M != 0 || m < 0 || m >= M)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "task: micro-batch %d of %d for a batch of %d", m,
+                            M, B);
+    const int Bm = B / M;
+    const int64_t off = (int64_t)m * Bm * T;
+    *out = *full;
+    out->batch.B = Bm;
+    out->batch.tokens = full->batch.tokens + off;
+    out->n_examples = Bm;
+    if (t->type == SQ_TASK_LM) {
+        out->batch.targets = full->batch.targets + off;
+        out->head.nll = full->head.nll; /* written from 0 for each micro-batch */
+        return SQ_OK;
+    }
+    for (int i = 0; i < Bm; i++) t->micro_rows[i] = full->head.rows[m * Bm + i] - (int32_t)off;
+    out->head.rows = t->micro_rows;
+    out->head.n_rows = Bm;
+    out->labels = full->labels + m * Bm;
+    return SQ_OK;
+}
+
+sq_status_t sq_task_loss(sq_task_t *t, const sq_task_batch_t *b, double *loss, int *correct,
                          int *counted)
 {
+    int n = sq_task_loss_terms(t, b, t->terms, correct);
     double sum = 0;
-    int ok = 0, cnt = 0;
-    if (t->type == SQ_TASK_LM) {
-        const int64_t N = (int64_t)b->batch.B * b->batch.T;
-        for (int64_t i = 0; i < N; i++) sum += b->head.nll[i];
-        cnt = (int)N;
-        ok = -1; /* argmax not requested during training */
-    } else {
-        const int C = t->n_labels;
-        for (int i = 0; i < b->n_examples; i++) {
-            const float *s = b->head.logprobs + (size_t)i * C;
-            int best = 0;
-            double mx = s[0];
-            for (int c = 1; c < C; c++)
-                if (s[c] > s[best]) best = c;
-            mx = s[best];
-            double z = 0;
-            for (int c = 0; c < C; c++) z += exp((double)s[c] - mx);
-            sum += log(z) + mx - s[b->labels[i]];
-            ok += best == b->labels[i];
-            cnt++;
-        }
-    }
+    for (int i = 0; i < n; i++) sum += t->terms[i];
     if (!isfinite(sum)) return sq_error_set(SQ_ERR_RANGE, "task: loss is not finite");
-    *loss = sum / cnt;
-    if (correct) *correct = ok;
-    if (counted) *counted = cnt;
+    *loss = sum / n;
+    if (counted) *counted = n;
     return SQ_OK;
 }

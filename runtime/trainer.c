@@ -43,6 +43,7 @@ struct sq_trainer {
     sq_selection_t sel;
     char dir[SQ_CONFIG_PATH_MAX];
     FILE *runlog, *metrics;
+    double *terms; /* loss terms of one pass over a batch */
 };
 typedef struct sq_trainer run_t;
 
@@ -50,6 +51,7 @@ static void run_close(run_t *r)
 {
     if (r->runlog) fclose(r->runlog);
     if (r->metrics) fclose(r->metrics);
+    free(r->terms);
     sq_selection_free(&r->sel);
     sq_task_destroy(r->task);
     sq_tokenizer_destroy(r->tok);
@@ -73,9 +75,15 @@ static sq_status_t run_open(run_t *r, const sq_config_t *cfg, int with_task)
                                .max_seq = max_seq,
                                .perturb = cfg->optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE};
     SQ_TRY(sq_model_load(cfg->model, &lo, r->be, &r->model));
-    if (with_task)
+    if (with_task) {
         SQ_TRY(sq_task_load(cfg, r->tok, sq_model_config(r->model)->vocab_size, &r->task));
+        r->terms = malloc(sizeof *r->terms * (size_t)sq_task_max_terms(r->task));
+        if (!r->terms) return sq_error_set(SQ_ERR_NOMEM, "trainer: out of memory");
+    }
     SQ_TRY(sq_selection_build(cfg, r->model, &r->sel));
+    if (r->sel.n_tuned_elems == 0)
+        return sq_error_set(SQ_ERR_CONFIG, "select: the selection tunes no parameter of this model "
+                                           "(check select.patterns / select.mask_file names)");
     return SQ_OK;
 }
 
@@ -228,6 +236,9 @@ static sq_status_t evaluate(run_t *r, double *loss, double *acc)
 
 /* ---- one step ---- */
 
+/* The loss of the batch at theta + scale*z(seed), forwarded in
+ * pipeline.micro_batches pieces exactly as a pipeline does, so a pipelined
+ * job and a single process compute the same bits. */
 static sq_status_t loss_at(run_t *r, sq_task_batch_t *b, uint64_t seed, float scale, double *loss)
 {
     if (r->cfg.optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE) {
@@ -235,8 +246,19 @@ static sq_status_t loss_at(run_t *r, sq_task_batch_t *b, uint64_t seed, float sc
                                .masks = (const uint8_t *const *)r->sel.masks};
         SQ_TRY(sq_model_set_perturbation(r->model, &p));
     }
-    SQ_TRY(sq_model_forward(r->model, &b->batch, &b->head));
-    return sq_task_loss(r->task, b, loss, NULL, NULL);
+    const int M = r->cfg.pipeline.micro_batches;
+    int n = 0;
+    for (int m = 0; m < M; m++) {
+        sq_task_batch_t mb;
+        SQ_TRY(sq_task_micro_batch(r->task, b, m, M, &mb));
+        SQ_TRY(sq_model_forward(r->model, &mb.batch, &mb.head));
+        n += sq_task_loss_terms(r->task, &mb, r->terms + n, NULL);
+    }
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += r->terms[i];
+    if (!isfinite(sum)) return sq_error_set(SQ_ERR_RANGE, "task: loss is not finite");
+    *loss = sum / n;
+    return SQ_OK;
 }
 
 typedef sq_step_result_t step_out_t;

@@ -69,6 +69,26 @@ typedef struct sq_config {
     } select;
 
     struct {
+        int stages;          /* pipeline stages (1 = no pipeline) */
+        int n_boundaries;
+        char boundaries[SQ_CONFIG_LIST_MAX][16]; /* first unit of stages 1..S-1 */
+        int n_addresses;
+        char addresses[SQ_CONFIG_LIST_MAX][64];  /* listen address of stages 1..S-1 */
+        int base_port;       /* default addresses: 127.0.0.1:base_port+k */
+        int micro_batches;
+        char token[64];      /* job token (env SPARQ_JOB_TOKEN wins) */
+    } pipeline;
+
+    struct {
+        int encoding;        /* sq_codec_encoding_t */
+        int bits;
+        int granularity;     /* sq_codec_granularity_t */
+        int group_size;
+        int scale_f16;       /* 0: fp32 scales, 1: fp16 */
+        int rounding;        /* sq_codec_rounding_t */
+    } codec;
+
+    struct {
         int steps;
         int batch_size;
         int eval_every;
@@ -112,6 +132,14 @@ sq_status_t sq_config_load(const char *path, sq_config_t *cfg);
 sq_status_t sq_config_set(sq_config_t *cfg, const char *assignment);
 /* Cross-key checks (labels present for classification, ...). */
 sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label);
+/* Hash of everything that must agree between the stages of one job (every
+ * key but file paths, which may differ per node). */
+uint64_t sq_config_hash(const sq_config_t *cfg);
+/* Stage k's first unit (k = S: the unit count); from pipeline.boundaries, or an
+ * even split by layers when none are given. */
+sq_status_t sq_config_stage_units(const sq_config_t *cfg, int n_units, int n_layers, int k,
+                                  int *begin, int *end);
+
 /* Write every key with its value as YAML. */
 void sq_config_dump(const sq_config_t *cfg, FILE *f);
 /* Describe every key (for --help). */

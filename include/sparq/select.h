@@ -24,6 +24,8 @@ typedef struct sq_selection {
     int64_t n_tuned_elems;
 } sq_selection_t;
 
+/* A stage may tune nothing (a pipeline stage whose layers are all frozen);
+ * whether that is an error is the caller's call. */
 sq_status_t sq_selection_build(const sq_config_t *cfg, sq_model_t *m, sq_selection_t *sel);
 /* Recompute magnitude masks from the current weights (no-op for other modes). */
 sq_status_t sq_selection_refresh(const sq_config_t *cfg, sq_model_t *m, sq_selection_t *sel);

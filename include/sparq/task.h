@@ -47,9 +47,23 @@ sq_status_t sq_task_train_batch(sq_task_t *t, uint64_t seed, int64_t step, sq_ta
 /* Evaluation examples [first, first + count). */
 sq_status_t sq_task_eval_batch(sq_task_t *t, int first, int count, sq_task_batch_t *b);
 
+/* The terms the loss averages, in order (classification: one per example;
+ * lm: one per token), after the forward filled b->head's outputs. The mean
+ * of all terms of a batch, summed in order in double, is the loss: a
+ * pipeline that evaluates a batch in micro-batches concatenates their terms
+ * and gets the single-process loss bit for bit. Returns the count. */
+int sq_task_loss_terms(const sq_task_t *t, const sq_task_batch_t *b, double *terms, int *correct);
+/* Most terms one batch of batch_size examples can produce. */
+int sq_task_max_terms(const sq_task_t *t);
+
+/* Micro-batch m of M (B % M == 0): a view of examples [m*B/M, (m+1)*B/M)
+ * with the same padding as the full batch. */
+sq_status_t sq_task_micro_batch(sq_task_t *t, const sq_task_batch_t *full, int m, int M,
+                                sq_task_batch_t *out);
+
 /* Mean loss of a batch after the forward filled b->head's outputs, and the
  * number of correct predictions (classification: label; lm: next token). */
-sq_status_t sq_task_loss(const sq_task_t *t, const sq_task_batch_t *b, double *loss, int *correct,
+sq_status_t sq_task_loss(sq_task_t *t, const sq_task_batch_t *b, double *loss, int *correct,
                          int *counted);
 
 #ifdef __cplusplus

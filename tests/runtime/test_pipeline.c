@@ -1,0 +1,302 @@
+/* The pipeline over loopback UCX: S-stage runs with the lossless codec give
+ * the single-process trainer's run log and weights bit for bit; a killed
+ * worker stops the job with the stage and step named, and --resume finishes
+ * it to the same weights; a stranger at a stage's port is refused and the
+ * job does not notice; sparq launch runs a whole job.
+ *
+ * usage: test_pipeline SPARQ_BINARY */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sparq/transport.h"
+#include "sparq/weights.h"
+
+static const char *sparq_bin;
+static char tmpdir[256];
+static int port_base;
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    b[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static void write_job(const char *path, const char *out, int stages, const char *boundaries,
+                      int micro, const char *extra)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "model: %s/models/opt-mini\n"
+            "output: %s\n"
+            "task:\n  type: classification\n  train: %s/data/sentiment/train.jsonl\n"
+            "  eval: %s/data/sentiment/eval.jsonl\n  labels: [\" bad\", \" good\"]\n"
+            "  bos_id: 2\n  max_len: 32\n  eval_limit: 8\n"
+            "optimizer:\n  lr: 1.0e-4\n  eps: 1.0e-3\n  weight_decay: 0.01\n"
+            "pipeline:\n  stages: %d\n  boundaries: [%s]\n  micro_batches: %d\n  base_port: %d\n"
+            "codec:\n  encoding: lossless\n"
+            "train:\n  steps: 6\n  batch_size: 4\n  eval_every: 0\n  log_every: 1\n"
+            "  snapshot_every: 3\n  seed: 11\n  threads: 1\n%s",
+            SQ_REPO_DIR, out, SQ_REPO_DIR, SQ_REPO_DIR, stages, boundaries, micro, port_base,
+            extra ? extra : "");
+    fclose(f);
+    port_base += 10; /* every job its own ports */
+}
+
+static pid_t spawn(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(sparq_bin, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_workers(const char *job, int S, int resume)
+{
+    pid_t pids[8];
+    /* a resumed job on fresh ports: the killed run's may sit in TIME_WAIT for a minute */
+    char port[64];
+    snprintf(port, sizeof port, "pipeline.base_port=%d", port_base);
+    if (resume) port_base += 10;
+    for (int k = 0; k < S; k++) {
+        char stage[8];
+        snprintf(stage, sizeof stage, "%d", k);
+        char *argv[] = {"sparq", "worker", "--config", (char *)job, "--stage", stage, "--quiet",
+                        resume ? "--set" : NULL, port, "--resume", NULL};
+        pids[k] = spawn(argv);
+    }
+    int bad = 0;
+    for (int k = 0; k < S; k++) bad |= wait_status(pids[k]) != 0;
+    return bad;
+}
+
+/* Every tensor of every stage's final snapshot equals the single-process one. */
+static void assert_same_weights(const char *single_dir, const char *pipe_dir, int S, int steps)
+{
+    char path[600];
+    sq_weight_file_t *ref;
+    snprintf(path, sizeof path, "%s/snapshot-%08d.safetensors", single_dir, steps);
+    SQ_CHECK(sq_safetensors_open(path, &ref));
+    size_t seen = 0;
+    for (int k = 0; k < S; k++) {
+        sq_weight_file_t *wf;
+        snprintf(path, sizeof path, "%s/stage-%d/snapshot-%08d.safetensors", pipe_dir, k, steps);
+        SQ_CHECK(sq_safetensors_open(path, &wf));
+        for (size_t i = 0; i < sq_weights_count(wf); i++) {
+            const sq_weight_info_t *a = sq_weights_at(wf, i);
+            const sq_weight_info_t *b = sq_weights_find(ref, a->name);
+            assert_non_null(b);
+            assert_int_equal(a->nbytes, b->nbytes);
+            if (memcmp(a->data, b->data, a->nbytes) != 0)
+                fail_msg("stage %d: %s differs from the single-process run", k, a->name);
+            seen++;
+        }
+        sq_weights_close(wf);
+    }
+    assert_true(seen >= sq_weights_count(ref)); /* the tied embedding appears twice */
+    sq_weights_close(ref);
+}
+
+/* The same job in one process (one reference per micro-batch count: the
+ * trainer forwards in the same micro-batches, hence the same bits). */
+static void single_process_reference(const char *job, int M, char *dir_out, size_t cap)
+{
+    snprintf(dir_out, cap, "%s/single-M%d", tmpdir, M);
+    if (access(dir_out, F_OK) == 0) return;
+    char set[600];
+    snprintf(set, sizeof set, "output=%s", dir_out);
+    char *argv[] = {"sparq", "train", "--config", (char *)job, "--set", set, "--quiet", NULL};
+    assert_int_equal(wait_status(spawn(argv)), 0);
+}
+
+static void test_exact_like_single_process(void **state)
+{
+    (void)state;
+    const struct {
+        int S, M;
+        const char *cuts;
+    } cases[] = {
+        {2, 1, "10"},       /* between blocks */
+        {3, 1, "3, 15"},    /* after L0's MLP activation (hidden + mlp_act cross), inside L4 */
+        {4, 2, "2, 9, 17"}, /* after attention, after mlp_act; two micro-batches */
+    };
+    char job[512], single[512], out[512], a[700], b[700];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        snprintf(out, sizeof out, "%s/pipe-%zu", tmpdir, c);
+        snprintf(job, sizeof job, "%s/job-%zu.yaml", tmpdir, c);
+        write_job(job, out, cases[c].S, cases[c].cuts, cases[c].M, NULL);
+        single_process_reference(job, cases[c].M, single, sizeof single);
+        assert_int_equal(run_workers(job, cases[c].S, 0), 0);
+        snprintf(a, sizeof a, "%s/runlog.jsonl", single);
+        for (int k = 0; k < cases[c].S; k++) {
+            snprintf(b, sizeof b, "%s/stage-%d/runlog.jsonl", out, k);
+            size_t la, lb;
+            char *x = read_all(a, &la), *y = read_all(b, &lb);
+            assert_non_null(x);
+            assert_non_null(y);
+            if (la != lb || memcmp(x, y, la))
+                fail_msg("S=%d M=%d: stage %d's run log differs from the single process:\n%s\nvs\n%s",
+                         cases[c].S, cases[c].M, k, x, y);
+            free(x);
+            free(y);
+        }
+        assert_same_weights(single, out, cases[c].S, 6);
+    }
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, ch;
+    if (!f) return 0;
+    while ((ch = fgetc(f)) != EOF) n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+static void test_kill_then_resume(void **state)
+{
+    (void)state;
+    char job[512], out[512], path[700], single[512];
+    snprintf(out, sizeof out, "%s/pipe-kill", tmpdir);
+    snprintf(job, sizeof job, "%s/job-kill.yaml", tmpdir);
+    write_job(job, out, 2, "10", 1, NULL);
+    single_process_reference(job, 1, single, sizeof single);
+    pid_t pids[2];
+    int fd_err[2];
+    assert_int_equal(pipe(fd_err), 0);
+    for (int k = 0; k < 2; k++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (k == 0) dup2(fd_err[1], 2); /* stage 0's complaint, to check it */
+            close(fd_err[0]);
+            close(fd_err[1]);
+            char stage[8];
+            snprintf(stage, sizeof stage, "%d", k);
+            execl(sparq_bin, "sparq", "worker", "--config", job, "--stage", stage, "--quiet",
+                  (char *)NULL);
+            _exit(127);
+        }
+        pids[k] = pid;
+    }
+    close(fd_err[1]);
+    snprintf(path, sizeof path, "%s/stage-1/runlog.jsonl", out);
+    for (int i = 0; i < 6000 && count_lines(path) < 3; i++) usleep(5000);
+    assert_true(count_lines(path) >= 3);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(pids[1], SIGKILL);
+    wait_status(pids[1]);
+    int rc0 = wait_status(pids[0]); /* stage 0 must notice and stop by itself */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    char msg[4096] = "";
+    ssize_t n = read(fd_err[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = 0;
+    close(fd_err[0]);
+    if (count_lines(path) >= 6) skip(); /* the job finished before the kill landed */
+    assert_int_not_equal(rc0, 0);
+    assert_true(took < 10.0);
+    assert_non_null(strstr(msg, "stage 0"));
+    assert_non_null(strstr(msg, "step"));
+    /* resume both: same final weights as the uninterrupted single process */
+    assert_int_equal(run_workers(job, 2, 1), 0);
+    assert_same_weights(single, out, 2, 6);
+}
+
+static void test_stranger_refused(void **state)
+{
+    (void)state;
+    char job[512], out[512], single[512];
+    snprintf(out, sizeof out, "%s/pipe-stranger", tmpdir);
+    snprintf(job, sizeof job, "%s/job-stranger.yaml", tmpdir);
+    write_job(job, out, 2, "10", 1, NULL);
+    int port = port_base - 10 + 1; /* stage 1 listens here */
+    single_process_reference(job, 1, single, sizeof single);
+    pid_t pids[2];
+    for (int k = 0; k < 2; k++) {
+        char stage[8];
+        snprintf(stage, sizeof stage, "%d", k);
+        char *argv[] = {"sparq", "worker", "--config", job, "--stage", stage, "--quiet", NULL};
+        pids[k] = spawn(argv);
+    }
+    /* a stranger without the token knocks while the job starts and runs */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    sq_transport_opts_t o = {.job_token = 0xbad, .plan_hash = 1, .stage = 0, .n_stages = 2,
+                             .max_msg = 1 << 16, .timeout_s = 5};
+    sq_transport_t *t;
+    SQ_CHECK(sq_transport_create(&o, &t));
+    sq_peer_t *p = NULL;
+    sq_status_t st = sq_transport_connect(t, addr, 1, &p);
+    assert_int_not_equal(st, SQ_OK);
+    sq_transport_destroy(t);
+    assert_int_equal(wait_status(pids[0]), 0);
+    assert_int_equal(wait_status(pids[1]), 0);
+    assert_same_weights(single, out, 2, 6);
+}
+
+static void test_launch(void **state)
+{
+    (void)state;
+    char job[512], out[512], single[512];
+    snprintf(out, sizeof out, "%s/pipe-launch", tmpdir);
+    snprintf(job, sizeof job, "%s/job-launch.yaml", tmpdir);
+    write_job(job, out, 3, "", 1, NULL);
+    single_process_reference(job, 1, single, sizeof single);
+    char *argv[] = {"sparq", "launch", job, "--quiet", NULL};
+    assert_int_equal(wait_status(spawn(argv)), 0);
+    assert_same_weights(single, out, 3, 6);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SPARQ_BINARY\n", argv[0]);
+        return 2;
+    }
+    sparq_bin = argv[1];
+    /* below Linux's ephemeral range (32768+), where client sockets could hold a port */
+    port_base = 20000 + (int)(getpid() % 1000) * 10;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sparq-test-pipeline-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_like_single_process),
+        cmocka_unit_test(test_kill_then_resume),
+        cmocka_unit_test(test_stranger_refused),
+        cmocka_unit_test(test_launch),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (rc == 0 && system(cmd) != 0) rc = 1;
+    return rc;
+}
