@@ -23,7 +23,5 @@ int sq_cmd_launch(int argc, char **argv);
 int sq_cli_parse_ids(const char *opt, const char *s, int32_t **out);
 /* Print an error from the sparq error trail and return exit code 1. */
 int sq_cli_fail(const char *cmd, int status);
-/* Re-exec with faster OpenBLAS kernels where Debian's build misdetects the CPU. */
-void sq_cli_tune_blas(char **argv);
 
 #endif

@@ -66,7 +66,6 @@ int sq_cli_parse_ids(const char *opt, const char *s, int32_t **out)
 
 int main(int argc, char **argv)
 {
-    sq_cli_tune_blas(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         usage(stdout);
