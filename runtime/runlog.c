@@ -1,5 +1,7 @@
 /* The run log: one JSON line per step, the checkpoint of a ZO run. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include "sparq/trainer.h"
+#include "sparq/weights.h"
 
 static int parse_entry(const char *line, sq_runlog_entry_t *e)
 {
@@ -86,5 +89,78 @@ sq_status_t sq_runlog_read(const char *path, sq_runlog_entry_t **entries, int64_
     }
     *entries = e;
     *count = n;
+    return SQ_OK;
+}
+
+/* ---- the run folder ---- */
+
+void sq_runlog_append(FILE *f, int64_t step, int n, const uint64_t *seeds, const float *g,
+                      float lr)
+{
+    fprintf(f, "{\"step\":%lld,\"seeds\":[", (long long)step);
+    for (int k = 0; k < n; k++) fprintf(f, "%s\"%llu\"", k ? "," : "", (unsigned long long)seeds[k]);
+    fprintf(f, "],\"g\":[");
+    for (int k = 0; k < n; k++) fprintf(f, "%s%.9g", k ? "," : "", g[k]); /* %.9g: exact float */
+    fprintf(f, "],\"lr\":%.9g}\n", lr);
+}
+
+sq_status_t sq_run_mkdir(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(tmp, 0755);
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return sq_error_set(SQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    return SQ_OK;
+}
+
+int64_t sq_run_newest_snapshot(const char *dir, int64_t max_step, char *path, size_t cap)
+{
+    DIR *d = opendir(dir);
+    int64_t best = -1;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long long s;
+        char tail[32];
+        if (sscanf(e->d_name, "snapshot-%lld.%31s", &s, tail) == 2 &&
+            !strcmp(tail, "safetensors") && s <= max_step && s > best)
+            best = s;
+    }
+    if (d) closedir(d);
+    if (best >= 0) snprintf(path, cap, "%s/snapshot-%08lld.safetensors", dir, (long long)best);
+    return best;
+}
+
+sq_status_t sq_run_write_snapshot(const char *dir, sq_model_t *m, const sq_selection_t *sel,
+                                  int64_t steps)
+{
+    int n = 0;
+    sq_weight_out_t *t = calloc((size_t)sel->n_params + 1, sizeof *t);
+    if (!t) return sq_error_set(SQ_ERR_NOMEM, "snapshot: out of memory");
+    for (int i = 0; i < sel->n_params; i++) {
+        if (!sel->tuned[i]) continue;
+        const sq_param_t *p = sq_model_param(m, i);
+        t[n] = (sq_weight_out_t){.name = p->name, .dtype = SQ_DTYPE_F32, .ndim = p->t.ndim,
+                                 .data = p->t.data};
+        memcpy(t[n].shape, p->t.shape, sizeof t[n].shape);
+        n++;
+    }
+    char path[4096 + 64];
+    snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", dir, (long long)steps);
+    sq_status_t st = sq_safetensors_write(path, t, (size_t)n);
+    free(t);
+    if (st != SQ_OK) return st;
+    /* keep the two newest */
+    char old[4096 + 64];
+    int64_t prev = sq_run_newest_snapshot(dir, steps - 1, old, sizeof old);
+    if (prev >= 0) {
+        char older[4096 + 64];
+        if (sq_run_newest_snapshot(dir, prev - 1, older, sizeof older) >= 0) unlink(older);
+    }
     return SQ_OK;
 }

@@ -87,67 +87,7 @@ static sq_status_t run_open(run_t *r, const sq_config_t *cfg, int with_task)
     return SQ_OK;
 }
 
-static sq_status_t make_dir(const char *path)
-{
-    char tmp[SQ_CONFIG_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        mkdir(tmp, 0755);
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return sq_error_set(SQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    return SQ_OK;
-}
-
 /* ---- snapshots ---- */
-
-static int64_t newest_snapshot(const char *dir, int64_t max_step, char *path, size_t cap)
-{
-    DIR *d = opendir(dir);
-    int64_t best = -1;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        long long s;
-        char tail[32];
-        if (sscanf(e->d_name, "snapshot-%lld.%31s", &s, tail) == 2 &&
-            !strcmp(tail, "safetensors") && s <= max_step && s > best)
-            best = s;
-    }
-    if (d) closedir(d);
-    if (best >= 0) snprintf(path, cap, "%s/snapshot-%08lld.safetensors", dir, (long long)best);
-    return best;
-}
-
-static sq_status_t write_snapshot(run_t *r, int64_t steps)
-{
-    int n = 0;
-    sq_weight_out_t *t = calloc((size_t)r->sel.n_params + 1, sizeof *t);
-    if (!t) return sq_error_set(SQ_ERR_NOMEM, "snapshot: out of memory");
-    for (int i = 0; i < r->sel.n_params; i++) {
-        if (!r->sel.tuned[i]) continue;
-        const sq_param_t *p = sq_model_param(r->model, i);
-        t[n] = (sq_weight_out_t){.name = p->name, .dtype = SQ_DTYPE_F32, .ndim = p->t.ndim,
-                                 .data = p->t.data};
-        memcpy(t[n].shape, p->t.shape, sizeof t[n].shape);
-        n++;
-    }
-    char path[SQ_CONFIG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", r->dir, (long long)steps);
-    sq_status_t st = sq_safetensors_write(path, t, (size_t)n);
-    free(t);
-    if (st != SQ_OK) return st;
-    /* keep the two newest */
-    char old[SQ_CONFIG_PATH_MAX + 64];
-    int64_t prev = newest_snapshot(r->dir, steps - 1, old, sizeof old);
-    if (prev >= 0) {
-        char older[SQ_CONFIG_PATH_MAX + 64];
-        if (newest_snapshot(r->dir, prev - 1, older, sizeof older) >= 0) unlink(older);
-    }
-    return SQ_OK;
-}
 
 static sq_status_t load_snapshot(const char *path, sq_model_t *m)
 {
@@ -192,7 +132,7 @@ sq_status_t sq_run_restore(const char *run_dir, const sq_config_t *cfg, sq_model
     snprintf(path, sizeof path, "%s/runlog.jsonl", run_dir);
     SQ_TRY(sq_runlog_read(path, &e, &n));
     sq_status_t st = SQ_OK;
-    int64_t from = newest_snapshot(run_dir, n, path, sizeof path);
+    int64_t from = sq_run_newest_snapshot(run_dir, n, path, sizeof path);
     if (from > 0) {
         st = load_snapshot(path, m);
         /* masks are a function of the weights at their last recompute */
@@ -298,15 +238,6 @@ static sq_status_t zo_step(run_t *r, int64_t t, step_out_t *o)
                               (float)c->optimizer.weight_decay);
 }
 
-static void write_runlog(FILE *f, int64_t t, const step_out_t *o)
-{
-    fprintf(f, "{\"step\":%lld,\"seeds\":[", (long long)t);
-    for (int k = 0; k < o->n; k++) fprintf(f, "%s\"%llu\"", k ? "," : "", (unsigned long long)o->seeds[k]);
-    fprintf(f, "],\"g\":[");
-    for (int k = 0; k < o->n; k++) fprintf(f, "%s%.9g", k ? "," : "", o->g[k]);
-    fprintf(f, "],\"lr\":%.9g}\n", o->lr);
-}
-
 static sq_status_t flush_file(FILE *f, const char *what)
 {
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -364,7 +295,7 @@ sq_status_t sq_train_run(const sq_config_t *cfg_in, const sq_train_opts_t *opts)
         snprintf(cfg.output, sizeof cfg.output, "%s", o.resume_dir);
     }
     snprintf(r.dir, sizeof r.dir, "%s", cfg.output);
-    SQ_TRY_GOTO(st, make_dir(r.dir), done);
+    SQ_TRY_GOTO(st, sq_run_mkdir(r.dir), done);
     SQ_TRY_GOTO(st, run_open(&r, &cfg, 1), done);
 
     if (o.resume_dir) {
@@ -430,7 +361,7 @@ sq_status_t sq_train_run(const sq_config_t *cfg_in, const sq_train_opts_t *opts)
         SQ_TRY_GOTO(st, zo_step(&r, t, &so), done);
         double g_mean = 0;
         for (int k = 0; k < so.n; k++) g_mean += so.g[k] / so.n;
-        write_runlog(r.runlog, t, &so);
+        sq_runlog_append(r.runlog, t, so.n, so.seeds, so.g, so.lr);
         fprintf(r.metrics,
                 "{\"step\":%lld,\"seed\":\"%llu\",\"loss_plus\":%.9g,\"loss_minus\":%.9g,"
                 "\"projected_grad\":%.9g,\"lr\":%.9g,\"time\":%.4f}\n",
@@ -465,7 +396,7 @@ sq_status_t sq_train_run(const sq_config_t *cfg_in, const sq_train_opts_t *opts)
         }
         if (cfg.train.snapshot_every > 0 && steps_done % cfg.train.snapshot_every == 0 &&
             steps_done < cfg.train.steps)
-            SQ_TRY_GOTO(st, write_snapshot(&r, steps_done), done);
+            SQ_TRY_GOTO(st, sq_run_write_snapshot(r.dir, r.model, &r.sel, steps_done), done);
         if (o.stop_after > 0 && done_here >= o.stop_after) {
             t++;
             break;
@@ -473,7 +404,7 @@ sq_status_t sq_train_run(const sq_config_t *cfg_in, const sq_train_opts_t *opts)
     }
     SQ_TRY_GOTO(st, flush_file(r.runlog, "runlog.jsonl"), done);
     SQ_TRY_GOTO(st, flush_file(r.metrics, "metrics.jsonl"), done);
-    SQ_TRY_GOTO(st, write_snapshot(&r, t), done);
+    SQ_TRY_GOTO(st, sq_run_write_snapshot(r.dir, r.model, &r.sel, t), done);
     if (!o.quiet)
         fprintf(stderr, "%s after %lld steps (%.1fs); run folder %s\n",
                 stop_requested ? "stopped" : "done", (long long)t, now_s() - t0, r.dir);
@@ -563,7 +494,7 @@ sq_status_t sq_run_export(const char *run_dir, const char *out_dir)
     int64_t steps;
     sq_status_t st = run_open(&r, &cfg, 0);
     if (st == SQ_OK) st = sq_run_restore(run_dir, &cfg, r.model, &r.sel, &steps);
-    if (st == SQ_OK) st = make_dir(out_dir);
+    if (st == SQ_OK) st = sq_run_mkdir(out_dir);
     if (st == SQ_OK) {
         int n = sq_model_param_count(r.model);
         sq_weight_out_t *t = calloc((size_t)n + 1, sizeof *t);

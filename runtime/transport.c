@@ -4,23 +4,28 @@
  * UCX settings. sq_transport_create applies these with ucp_config_modify,
  * each only when the user has not set the same UCX_* variable (theirs wins):
  *
- *   POSIX_ERROR_HANDLING=y  Endpoints use UCP_ERR_HANDLING_MODE_PEER so that a
- *       dead stage is noticed. UCX 1.13 then drops every transport that cannot
- *       report peer failure; on one host that leaves only tcp over loopback
- *       (~0.5 GB/s here), because posix shared memory only reports failures
- *       when this is on (it then checks the peer process with keepalive).
- *       With it, same-host stages talk over posix shm (~2.5 GB/s here).
- *   KEEPALIVE_INTERVAL=1s   How often UCX checks its peers (default 20 s).
- *       Shared memory has no connection that breaks when a process dies, so
- *       this bounds how long a kill -9 of a same-host peer goes unnoticed
- *       (tcp and the connection manager's socket usually see the reset at
- *       once). The check is one small message per peer per interval.
- *   TCP_CM_REUSEADDR=y      The listener sets SO_REUSEADDR, so a restarted
- *       stage can listen on its configured port again at once rather than
- *       failing while old connections sit in TIME_WAIT.
+ *   UCX_POSIX_ERROR_HANDLING=y, UCX_SYSV_ERROR_HANDLING=y (key MM_ERROR_HANDLING)
+ *       Endpoints use UCP_ERR_HANDLING_MODE_PEER so that a dead stage is
+ *       noticed. UCX 1.13 then drops every transport that does not claim
+ *       peer-failure support; shared memory (posix, sysv) only claims it when
+ *       this is on, so without it same-host stages fall back to tcp over
+ *       loopback (several times slower). With it they use shared memory, and
+ *       UCX checks that the peer process still exists (keepalive). cma (the
+ *       zero-copy rendezvous) stays off under PEER mode in 1.13: large
+ *       messages go as pipelined active-message fragments.
+ *   UCX_KEEPALIVE_INTERVAL=1s (default 20 s)
+ *       How often UCX checks its peers. Shared memory has no connection that
+ *       breaks when a process dies; in practice the connection manager's
+ *       socket reports a kill -9 at once, and this bounds the rest. A stage
+ *       that computes for minutes without progressing is not affected: the
+ *       shared-memory check looks at the process, not at replies.
+ *   UCX_TCP_CM_REUSEADDR=y (key CM_REUSEADDR)
+ *       The listener sets SO_REUSEADDR, so a restarted stage can listen on its
+ *       configured port again at once rather than failing while the old
+ *       connections sit in TIME_WAIT.
  *
- * A UCX without one of these names (another version) ignores it silently;
- * sq_transport_describe prints what was applied.
+ * A key this UCX does not know is reported as such by
+ * sq_transport_describe, which prints what was applied.
  */
 #include "transport_internal.h"
 
@@ -40,14 +45,20 @@
 #define TP_RETRY_S 0.1         /* connect: pause between attempts while nobody listens */
 #define TP_CLOSE_MAX_S 5.0     /* destroy: give up flushing after this */
 
+/* key: the name ucp_config_modify takes (UCX 1.13 hands unknown keys to each
+ * transport's config, where a sub-table's fields carry its prefix: MM_ for the
+ * shared-memory base of posix and sysv, CM_ for the tcp connection manager);
+ * env: the variables by which a user sets the same thing (any set: theirs wins). */
 typedef struct tp_knob {
-    const char *name, *value;
+    const char *key, *value;
+    const char *env[2];
 } tp_knob_t;
 
 static const tp_knob_t tp_knobs[] = {
-    {"POSIX_ERROR_HANDLING", "y"},
-    {"KEEPALIVE_INTERVAL", "1s"},
-    {"TCP_CM_REUSEADDR", "y"},
+    {"MM_ERROR_HANDLING", "y", {"UCX_POSIX_ERROR_HANDLING", "UCX_SYSV_ERROR_HANDLING"}},
+    {"KEEPALIVE_INTERVAL", "1s", {"UCX_KEEPALIVE_INTERVAL", NULL}},
+    {"CM_REUSEADDR", "y", {"UCX_TCP_CM_REUSEADDR", NULL}},
+    {"PUT_ENABLE", "n", {"UCX_TCP_PUT_ENABLE", NULL}},
 };
 
 double tp_now(void)
@@ -388,7 +399,9 @@ void tp_wait_round(sq_transport_t *t, tp_waiter_t *w, double deadline)
         if (st == UCS_ERR_BUSY) return; /* events pending: progress again */
         if (st == UCS_OK) {
             struct pollfd pfd = {.fd = t->efd, .events = POLLIN};
-            poll(&pfd, 1, ms);
+            double tq = tp_now();
+            int pr = poll(&pfd, 1, ms);
+            t->dbg_polls++; if (pr == 0) t->dbg_timeouts++; t->dbg_sleep += tp_now() - tq; /* DEBUG */
             return;
         }
     }
@@ -517,23 +530,24 @@ static sq_status_t tp_opts_check(const sq_transport_opts_t *o)
 
 static void tp_config_apply(sq_transport_t *t, ucp_config_t *cfg)
 {
-    char *tp_applied = t->applied;
     size_t off = 0;
-    tp_applied[0] = 0;
+    t->applied[0] = 0;
     for (size_t i = 0; i < sizeof tp_knobs / sizeof tp_knobs[0]; i++) {
-        char env[96];
-        snprintf(env, sizeof env, "UCX_%s", tp_knobs[i].name);
-        const char *user = getenv(env);
-        const char *how;
+        const tp_knob_t *k = &tp_knobs[i];
+        const char *user = NULL, *user_name = NULL;
+        for (int e = 0; e < 2 && k->env[e] && !user; e++)
+            if ((user = getenv(k->env[e]))) user_name = k->env[e];
+        int n;
         if (user)
-            how = "from the environment";
-        else if (ucp_config_modify(cfg, tp_knobs[i].name, tp_knobs[i].value) == UCS_OK)
-            how = "set by sparq";
+            n = snprintf(t->applied + off, sizeof t->applied - off,
+                         "  %s=%s (from the environment)\n", user_name, user);
+        else if (ucp_config_modify(cfg, k->key, k->value) == UCS_OK)
+            n = snprintf(t->applied + off, sizeof t->applied - off, "  %s=%s (set by sparq)\n",
+                         k->env[0], k->value);
         else
-            how = "not known to this UCX";
-        if (off < sizeof t->applied)
-            off += (size_t)snprintf(tp_applied + off, sizeof t->applied - off, "  %s=%s (%s)\n",
-                                    env, user ? user : tp_knobs[i].value, how);
+            n = snprintf(t->applied + off, sizeof t->applied - off,
+                         "  %s=%s (not known to this UCX, not set)\n", k->env[0], k->value);
+        if (n > 0 && (size_t)n < sizeof t->applied - off) off += (size_t)n;
     }
 }
 
@@ -673,6 +687,7 @@ const char *sq_transport_listen_addr(const sq_transport_t *t)
 void sq_transport_destroy(sq_transport_t *t)
 {
     if (!t) return;
+    if (getenv("SQ_TP_DEBUG")) fprintf(stderr, "DEBUG stage %d: %ld polls, %ld timeouts, %.3f s asleep\n", t->o.stage, t->dbg_polls, t->dbg_timeouts, t->dbg_sleep);
     /* 1. Say goodbye and start every close at once. */
     for (struct sq_peer *p = t->peers; p; p = p->next) {
         if (p->state == TP_PEER_CLOSING) continue;
@@ -698,7 +713,9 @@ void sq_transport_destroy(sq_transport_t *t)
     double limit = t->o.timeout_s < TP_CLOSE_MAX_S ? t->o.timeout_s : TP_CLOSE_MAX_S;
     double deadline = tp_now() + limit;
     tp_waiter_t w = {0};
+    double tdbg = tp_now();
     while (t->peers && tp_now() < deadline) tp_wait_round(t, &w, deadline);
+    if (getenv("SQ_TP_DEBUG")) fprintf(stderr, "DEBUG stage %d: closing took %.3f s, %s\n", t->o.stage, tp_now() - tdbg, t->peers ? "unfinished" : "done");
     if (t->listener) ucp_listener_destroy(t->listener);
     /* 3. The worker takes whatever did not finish; then nothing can call back. */
     ucp_worker_destroy(t->worker);

@@ -128,6 +128,7 @@ struct sq_peer {
     int bye_seen;
     uint64_t bye_n_sent;
     int64_t last_step;       /* step of the last message received (-1 none) */
+    sq_peer_stats_t stats;
 
     /* send side */
     sq_send_req_t *req;      /* [send_depth] */
@@ -153,7 +154,8 @@ struct sq_transport {
     int accepting;         /* stage an sq_transport_accept call waits for, -1 none */
     int n_refused;         /* connections refused so far (for timeout messages) */
     char last_refusal[TP_REASON_MAX + 64];
-    char applied[512];     /* the UCX settings sq_transport_create applied (for describe) */
+    char applied[512];
+    long dbg_polls, dbg_timeouts; double dbg_sleep; /* DEBUG */     /* the UCX settings sq_transport_create applied (for describe) */
 };
 
 /* ---- shared helpers ---- */

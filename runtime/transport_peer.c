@@ -83,6 +83,7 @@ void tp_peer_bufs_reset(struct sq_peer *p)
     p->bye_seen = 0;
     p->send_seq = 0;
     p->last_step = -1;
+    memset(&p->stats, 0, sizeof p->stats);
 }
 
 void tp_peer_release_deferred(struct sq_peer *p)
@@ -229,6 +230,10 @@ ucs_status_t tp_am_data_cb(void *arg, const void *header, size_t hlen, void *dat
                      p->stage, (unsigned long long)w.seq, (long long)w.h.step);
         return UCS_OK;
     }
+    if (rndv)
+        p->stats.rndv++;
+    else
+        p->stats.eager++;
     if (w.seq < p->head_seq + (uint64_t)p->nslots) {
         tp_slot_fill(p, &w, data, length, rndv, 0);
         return UCS_OK;
@@ -255,6 +260,8 @@ ucs_status_t tp_am_data_cb(void *arg, const void *header, size_t hlen, void *dat
     d->w = w;
     d->desc = data;
     d->rndv = rndv;
+    p->stats.deferred++;
+    if ((uint64_t)p->n_defer > p->stats.max_deferred) p->stats.max_deferred = (uint64_t)p->n_defer;
     return UCS_INPROGRESS;
 }
 
@@ -286,6 +293,8 @@ sq_status_t sq_peer_recv(sq_peer_t *p, sq_msg_hdr_t *h, const void **payload)
             s->state = TP_SLOT_HELD;
             p->held++;
             p->last_step = s->h.step;
+            p->stats.received++;
+            p->stats.bytes_received += s->h.len;
             *h = s->h;
             *payload = s->buf;
             return SQ_OK;
@@ -334,6 +343,15 @@ void sq_peer_release(sq_peer_t *p)
 int sq_peer_stage(const sq_peer_t *p)
 {
     return p ? p->stage : -1;
+}
+
+void sq_peer_stats(const sq_peer_t *p, sq_peer_stats_t *out)
+{
+    if (!out) return;
+    if (p)
+        *out = p->stats;
+    else
+        memset(out, 0, sizeof *out);
 }
 
 /* ---------------------------------------------------------------- send */
@@ -410,6 +428,8 @@ sq_status_t sq_peer_send_start(sq_peer_t *p, const sq_msg_hdr_t *h, const void *
         r->ucx = u;
     }
     p->last_sent_step = h->step;
+    p->stats.sent++;
+    p->stats.bytes_sent += h->len;
     *req = r;
     return SQ_OK;
 }
@@ -433,7 +453,7 @@ sq_status_t sq_peer_send_wait(sq_send_req_t *r)
         if (r->done) {
             r->busy = 0;
             if (r->status == UCS_OK) return SQ_OK;
-            snprintf(doing, sizeof doing, "sending step %lld", (long long)r->w.h.step);
+            snprintf(doing, sizeof doing, "while sending step %lld", (long long)r->w.h.step);
             if (p->ep_status != UCS_OK) return tp_lost(p, doing);
             return sq_error_set(SQ_ERR_TRANSPORT, "stage %d: sending step %lld to stage %d: %s",
                                 t->o.stage, (long long)r->w.h.step, p->stage,

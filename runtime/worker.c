@@ -373,26 +373,6 @@ static sq_status_t resume_agree(worker_t *w, int64_t *start)
     return SQ_OK;
 }
 
-static sq_status_t write_snapshot(worker_t *w, int64_t steps)
-{
-    int n = 0;
-    sq_weight_out_t *t = calloc((size_t)w->sel.n_params + 1, sizeof *t);
-    if (!t) return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
-    for (int i = 0; i < w->sel.n_params; i++) {
-        if (!w->sel.tuned[i]) continue;
-        const sq_param_t *p = sq_model_param(w->model, i);
-        t[n] = (sq_weight_out_t){.name = p->name, .dtype = SQ_DTYPE_F32, .ndim = p->t.ndim,
-                                 .data = p->t.data};
-        memcpy(t[n].shape, p->t.shape, sizeof t[n].shape);
-        n++;
-    }
-    char path[SQ_CONFIG_PATH_MAX + 96];
-    snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", w->dir, (long long)steps);
-    sq_status_t st = sq_safetensors_write(path, t, (size_t)n);
-    free(t);
-    return st;
-}
-
 static void worker_close(worker_t *w)
 {
     if (w->runlog) fclose(w->runlog);
@@ -499,21 +479,6 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     return SQ_OK;
 }
 
-static sq_status_t make_dirs(const char *path)
-{
-    char tmp[SQ_CONFIG_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        mkdir(tmp, 0755);
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return sq_error_set(SQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    return SQ_OK;
-}
-
 sq_status_t sq_worker_run(const sq_config_t *cfg, const sq_worker_opts_t *opts)
 {
     worker_t w;
@@ -521,7 +486,7 @@ sq_status_t sq_worker_run(const sq_config_t *cfg, const sq_worker_opts_t *opts)
     sq_status_t st;
     char path[SQ_CONFIG_PATH_MAX + 64];
     snprintf(w.dir, sizeof w.dir, "%s/stage-%d", cfg->output, opts->stage);
-    SQ_TRY_GOTO(st, make_dirs(w.dir), done);
+    SQ_TRY_GOTO(st, sq_run_mkdir(w.dir), done);
     snprintf(path, sizeof path, "%s/runlog.jsonl", w.dir);
     if (!opts->resume && access(path, F_OK) == 0) {
         st = sq_error_set(SQ_ERR_CONFIG, "%s already holds a run (resume it, or use another output)",
@@ -566,12 +531,7 @@ sq_status_t sq_worker_run(const sq_config_t *cfg, const sq_worker_opts_t *opts)
         double ts = now_s();
         SQ_TRY_GOTO(st, pipeline_step(&w, t, &gm), done);
         double step_s = now_s() - ts;
-        fprintf(w.runlog, "{\"step\":%lld,\"seeds\":[", (long long)t);
-        for (int k = 0; k < gm.n; k++)
-            fprintf(w.runlog, "%s\"%llu\"", k ? "," : "", (unsigned long long)gm.seeds[k]);
-        fprintf(w.runlog, "],\"g\":[");
-        for (int k = 0; k < gm.n; k++) fprintf(w.runlog, "%s%.9g", k ? "," : "", gm.g[k]);
-        fprintf(w.runlog, "],\"lr\":%.9g}\n", gm.lr);
+        sq_runlog_append(w.runlog, t, gm.n, gm.seeds, gm.g, gm.lr);
         fprintf(w.metrics,
                 "{\"step\":%lld,\"stage\":%d,\"loss_plus\":%.9g,\"loss_minus\":%.9g,"
                 "\"projected_grad\":%.9g,\"lr\":%.9g,\"step_s\":%.6f,\"compute_s\":%.6f,"
@@ -602,9 +562,9 @@ sq_status_t sq_worker_run(const sq_config_t *cfg, const sq_worker_opts_t *opts)
             }
         }
         if (cfg->train.snapshot_every > 0 && done_steps % cfg->train.snapshot_every == 0)
-            SQ_TRY_GOTO(st, write_snapshot(&w, done_steps), done);
+            SQ_TRY_GOTO(st, sq_run_write_snapshot(w.dir, w.model, &w.sel, done_steps), done);
     }
-    SQ_TRY_GOTO(st, write_snapshot(&w, t), done);
+    SQ_TRY_GOTO(st, sq_run_write_snapshot(w.dir, w.model, &w.sel, t), done);
     if (report) fprintf(stderr, "done after %lld steps (%.1fs)\n", (long long)t, now_s() - t0);
     st = SQ_OK;
 done:

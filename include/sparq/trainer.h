@@ -16,6 +16,8 @@
 #ifndef SPARQ_TRAINER_H
 #define SPARQ_TRAINER_H
 
+#include <stdio.h>
+
 #include "sparq/config.h"
 #include "sparq/model.h"
 #include "sparq/select.h"
@@ -46,6 +48,18 @@ typedef struct sq_runlog_entry {
 /* Read a run log; a torn last line (from a kill) is dropped and the file
  * truncated to the last complete entry. Entries must be consecutive from 0. */
 sq_status_t sq_runlog_read(const char *path, sq_runlog_entry_t **entries, int64_t *count);
+
+/* Append one run-log line (the caller flushes at its cadence). */
+void sq_runlog_append(FILE *f, int64_t step, int n, const uint64_t *seeds, const float *g,
+                      float lr);
+/* Newest dir/snapshot-N.safetensors with N <= max_step (path into buf), or -1. */
+int64_t sq_run_newest_snapshot(const char *dir, int64_t max_step, char *path, size_t cap);
+/* mkdir -p. */
+sq_status_t sq_run_mkdir(const char *path);
+/* dir/snapshot-NNNNNNNN.safetensors with the tuned parameters after `steps`
+ * steps (crash-safe), keeping the two newest snapshots. */
+sq_status_t sq_run_write_snapshot(const char *dir, sq_model_t *m, const sq_selection_t *sel,
+                                  int64_t steps);
 
 typedef struct sq_train_opts {
     const char *resume_dir; /* continue the run in this folder */

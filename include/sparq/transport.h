@@ -170,6 +170,17 @@ void sq_peer_release(sq_peer_t *p);
 /* The stage at the other end. */
 int sq_peer_stage(const sq_peer_t *p);
 
+/* Counters of one connection (since it was established). */
+typedef struct sq_peer_stats {
+    uint64_t sent, bytes_sent;         /* messages / payload bytes whose send was started */
+    uint64_t received, bytes_received; /* messages / payload bytes returned by sq_peer_recv */
+    uint64_t eager, rndv;              /* arrivals by UCX protocol */
+    uint64_t deferred;                 /* arrivals that found every slot taken and waited */
+    uint64_t max_deferred;             /* most arrivals waiting at once */
+} sq_peer_stats_t;
+
+void sq_peer_stats(const sq_peer_t *p, sq_peer_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -96,25 +96,34 @@ SQ_HD float sq_zo_logf(float u)
     return SQ_FMA((float)e, 0.69314718f, lm);
 }
 
-/* sin and cos of 2*pi*a for a in [0, 1): quadrant from round(4a), then
- * Taylor polynomials on [-pi/4, pi/4]. */
-SQ_HD void sq_zo_sincos2pi(float a, float *s_out, float *c_out)
+/* The quarter-turn part of sin/cos(2*pi*a), a in [0, 1): q = round(4a) mod 4
+ * and sin/cos of (4a - round(4a)) * pi/2 in [-pi/4, pi/4] by Taylor
+ * polynomials. Shared by the scalar path and the vectorised twin. */
+SQ_HD void sq_zo_sincos_quarter(float a, int *q_out, float *s_out, float *c_out)
 {
     float a4 = SQ_FMUL(a, 4.0f);
     float qf = (float)(int)SQ_FADD(a4, 0.5f); /* a4 >= 0: truncation rounds half up */
-    int q = (int)qf & 3;
     float f = SQ_FSUB(a4, qf);               /* in [-0.5, 0.5], exact */
     float y = SQ_FMUL(f, 1.57079633f);
     float y2 = SQ_FMUL(y, y);
     float sp = SQ_FMA(y2, 2.75573192e-6f, -1.98412698e-4f);
     sp = SQ_FMA(y2, sp, 8.33333333e-3f);
     sp = SQ_FMA(y2, sp, -1.66666667e-1f);
-    float s = SQ_FMA(SQ_FMUL(y, y2), sp, y);
     float cp = SQ_FMA(y2, -2.75573192e-7f, 2.48015873e-5f);
     cp = SQ_FMA(y2, cp, -1.38888889e-3f);
     cp = SQ_FMA(y2, cp, 4.16666667e-2f);
     cp = SQ_FMA(y2, cp, -0.5f);
-    float c = SQ_FMA(y2, cp, 1.0f);
+    *q_out = (int)qf & 3;
+    *s_out = SQ_FMA(SQ_FMUL(y, y2), sp, y);
+    *c_out = SQ_FMA(y2, cp, 1.0f);
+}
+
+/* sin and cos of 2*pi*a for a in [0, 1). */
+SQ_HD void sq_zo_sincos2pi(float a, float *s_out, float *c_out)
+{
+    int q;
+    float s, c;
+    sq_zo_sincos_quarter(a, &q, &s, &c);
     switch (q) {
     case 0: *s_out = s; *c_out = c; break;
     case 1: *s_out = c; *c_out = -s; break;

@@ -54,21 +54,9 @@ static inline void sq_zo_normals16(uint64_t seed, uint64_t tensor_id, uint64_t b
         float u1 = sq_philox_uniform(w1[l]), u2 = sq_philox_uniform(w2[l]);
         float r = SQ_FSQRT(SQ_FMUL(-2.0f, sq_zo_logf(u1)));
         /* sq_zo_sincos2pi with the switch as selects */
-        float a4 = SQ_FMUL(u2, 4.0f);
-        float qf = (float)(int)SQ_FADD(a4, 0.5f);
-        int q = (int)qf & 3;
-        float f = SQ_FSUB(a4, qf);
-        float y = SQ_FMUL(f, 1.57079633f);
-        float y2 = SQ_FMUL(y, y);
-        float sp = SQ_FMA(y2, 2.75573192e-6f, -1.98412698e-4f);
-        sp = SQ_FMA(y2, sp, 8.33333333e-3f);
-        sp = SQ_FMA(y2, sp, -1.66666667e-1f);
-        float s = SQ_FMA(SQ_FMUL(y, y2), sp, y);
-        float cp = SQ_FMA(y2, -2.75573192e-7f, 2.48015873e-5f);
-        cp = SQ_FMA(y2, cp, -1.38888889e-3f);
-        cp = SQ_FMA(y2, cp, 4.16666667e-2f);
-        cp = SQ_FMA(y2, cp, -0.5f);
-        float c = SQ_FMA(y2, cp, 1.0f);
+        int q;
+        float s, c;
+        sq_zo_sincos_quarter(u2, &q, &s, &c);
         float sin_v = (q & 1) ? c : s, cos_v = (q & 1) ? s : c;
         sin_v = (q & 2) ? -sin_v : sin_v;
         cos_v = ((q + 1) & 2) ? -cos_v : cos_v;
