@@ -40,7 +40,8 @@ void sq_bench_print_machine(void)
     time_t now = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
-    printf("machine: %s, %ld cores online, OpenBLAS %s, %s\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+    printf("machine: %s, %ld cores online, %d threads; OpenBLAS core %s (%s); %s\n", model,
+           sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads(), openblas_get_corename(),
            openblas_get_config(), date);
 }
 

@@ -1,6 +1,7 @@
 /* Forward throughput on the CPU backend, and its FLOP utilization against
  * the OpenBLAS sgemm peak measured in the same run. */
 #include <getopt.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,7 @@ int sq_bench_forward_main(int argc, char **argv)
            reps);
     printf("|---|---|---|---|---|---|---|---|---|\n");
     printf("| %s | %d x %d | %d | %.1f | %.0f | %.2f | %.1f | %.1f | %.0f%% |\n", path, B, T,
-           threads > 0 ? threads : -1, med * 1e3, N / med, flops * 1e-9, gflops, peak,
+           threads > 0 ? threads : omp_get_max_threads(), med * 1e3, N / med, flops * 1e-9, gflops, peak,
            100.0 * gflops / peak);
     printf("\nmean LM loss on random tokens: %.4f (sanity: ~ln V = %.2f is expected)\n",
            loss / cnt, __builtin_log((double)cfg->vocab_size));
