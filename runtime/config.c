@@ -96,6 +96,12 @@ const sq_config_key_t sq_config_keys[] = {
      "scale precision on the wire"},
     {"codec.rounding", SQ_CFG_ENUM, OFF(codec.rounding), 0, 0, "nearest", 0, 0, codec_roundings,
      "stochastic: dither shared by the +eps and -eps passes of a micro-batch"},
+    {"codec.boundary_bits", SQ_CFG_STRLIST, OFF(codec.boundary_bits), ITEM(codec.boundary_bits),
+     OFF(codec.n_boundary_bits), "", 0, 0, NULL,
+     "per boundary (stage k -> k+1): code bits overriding codec.bits, e.g. [8, 4]"},
+    {"codec.boundary_encodings", SQ_CFG_STRLIST, OFF(codec.boundary_encodings),
+     ITEM(codec.boundary_encodings), OFF(codec.n_boundary_encodings), "", 0, 0, NULL,
+     "per boundary: encoding overriding codec.encoding, e.g. [lossless, auto]"},
     {"train.steps", SQ_CFG_INT, OFF(train.steps), 0, 0, "1000", 0, 1 << 30, NULL,
      "optimizer steps"},
     {"train.batch_size", SQ_CFG_INT, OFF(train.batch_size), 0, 0, "16", 1, 1 << 16, NULL,
@@ -360,6 +366,27 @@ sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label)
         return sq_error_set(SQ_ERR_CONFIG,
                             "%s: pipeline.addresses: %d given, stages 1..%d need one each", label,
                             cfg->pipeline.n_addresses, cfg->pipeline.stages - 1);
+    for (int i = 0; i < cfg->codec.n_boundary_bits; i++) {
+        int b = atoi(cfg->codec.boundary_bits[i]);
+        if (b != 8 && b != 4 && b != 2)
+            return sq_error_set(SQ_ERR_CONFIG, "%s: codec.boundary_bits[%d]: \"%s\" is not 8, 4 or 2",
+                                label, i, cfg->codec.boundary_bits[i]);
+    }
+    for (int i = 0; i < cfg->codec.n_boundary_encodings; i++) {
+        int ok = 0;
+        for (int e = 0; codec_encodings[e]; e++)
+            ok |= !strcmp(codec_encodings[e], cfg->codec.boundary_encodings[i]);
+        if (!ok)
+            return sq_error_set(SQ_ERR_CONFIG,
+                                "%s: codec.boundary_encodings[%d]: \"%s\" is not one of dense, "
+                                "bitmap, csr, lossless, auto",
+                                label, i, cfg->codec.boundary_encodings[i]);
+    }
+    if ((cfg->codec.n_boundary_bits && cfg->codec.n_boundary_bits != cfg->pipeline.stages - 1) ||
+        (cfg->codec.n_boundary_encodings &&
+         cfg->codec.n_boundary_encodings != cfg->pipeline.stages - 1))
+        return sq_error_set(SQ_ERR_CONFIG, "%s: codec.boundary_*: give one entry per boundary (%d)",
+                            label, cfg->pipeline.stages - 1);
     if (cfg->codec.bits != 8 && cfg->codec.bits != 4 && cfg->codec.bits != 2)
         return sq_error_set(SQ_ERR_CONFIG, "%s: codec.bits: %d is not 8, 4 or 2", label,
                             cfg->codec.bits);
@@ -370,6 +397,21 @@ sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label)
         return sq_error_set(SQ_ERR_CONFIG, "%s: select.mask_file: mask_file mode needs a file",
                             label);
     return SQ_OK;
+}
+
+int sq_config_codec_encoding(const sq_config_t *cfg, int boundary)
+{
+    if (boundary >= 0 && boundary < cfg->codec.n_boundary_encodings)
+        for (int e = 0; codec_encodings[e]; e++)
+            if (!strcmp(codec_encodings[e], cfg->codec.boundary_encodings[boundary])) return e;
+    return cfg->codec.encoding;
+}
+
+int sq_config_codec_bits(const sq_config_t *cfg, int boundary)
+{
+    if (boundary >= 0 && boundary < cfg->codec.n_boundary_bits)
+        return atoi(cfg->codec.boundary_bits[boundary]);
+    return cfg->codec.bits;
 }
 
 uint64_t sq_config_hash(const sq_config_t *cfg)

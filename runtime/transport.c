@@ -173,22 +173,29 @@ static void tp_req_reap(void **req)
 }
 
 /* Header-only AM from memory that lives in the peer (UCX 1.13 may read the
- * header until the request completes). One handshake message at a time. */
-static ucs_status_t tp_send_ctl(struct sq_peer *p, unsigned id, const void *hdr, size_t len)
+ * header until the request completes), tracked in *slot. */
+static ucs_status_t tp_send_ctl_on(struct sq_peer *p, void **slot, unsigned id, const void *hdr,
+                                   size_t len)
 {
-    tp_req_reap(&p->hs_req);
-    if (p->hs_req) {
-        /* the previous one is still going out; it is freed when UCX is done with it */
-        ucp_request_free(p->hs_req);
-        p->hs_req = NULL;
+    tp_req_reap(slot);
+    if (*slot) {
+        /* the previous one is still going out; UCX frees it when done */
+        ucp_request_free(*slot);
+        *slot = NULL;
     }
     ucp_request_param_t prm = {0};
     prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     prm.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;
     void *r = ucp_am_send_nbx(p->ep, id, hdr, len, NULL, 0, &prm);
     if (UCS_PTR_IS_ERR(r)) return UCS_PTR_STATUS(r);
-    p->hs_req = r;
+    *slot = r;
     return UCS_OK;
+}
+
+/* Handshake messages (HELLO, ACCEPT, REJECT): one at a time. */
+static ucs_status_t tp_send_ctl(struct sq_peer *p, unsigned id, const void *hdr, size_t len)
+{
+    return tp_send_ctl_on(p, &p->hs_req, id, hdr, len);
 }
 
 /* Start closing the endpoint; the peer is freed by tp_service once UCX is done. */
@@ -208,6 +215,8 @@ static void tp_peer_free(sq_transport_t *t, struct sq_peer *p)
 {
     tp_peer_unlink(t, p);
     if (p->hs_req) ucp_request_free(p->hs_req);
+    if (p->bye_req) ucp_request_free(p->bye_req);
+    if (p->ack_req) ucp_request_free(p->ack_req);
     tp_peer_bufs_destroy(p);
     free(p);
 }
@@ -364,8 +373,21 @@ static unsigned tp_service(sq_transport_t *t)
             tp_req_reap(&p->close_req);
             if (!p->close_req && tp_peer_quiet(p)) tp_peer_free(t, p), n++;
             break;
-        case TP_PEER_CONNECTING:
         case TP_PEER_ESTABLISHED:
+            if (p->ack_due && p->ep_status == UCS_OK) {
+                /* every message sent before their BYE has been through our AM
+                 * handler: they may close now */
+                p->ack_due = 0;
+                p->bye_ack.magic = TP_MAGIC;
+                p->bye_ack.version = SQ_TRANSPORT_PROTOCOL_VERSION;
+                p->bye_ack.n_sent = p->head_seq + (uint64_t)p->held;
+                tp_send_ctl_on(p, &p->ack_req, TP_AM_BYE_ACK, &p->bye_ack, sizeof p->bye_ack);
+                n++;
+            }
+            tp_req_reap(&p->bye_req);
+            tp_req_reap(&p->ack_req);
+            /* fall through */
+        case TP_PEER_CONNECTING:
             tp_req_reap(&p->hs_req);
             break;
         }
@@ -399,9 +421,7 @@ void tp_wait_round(sq_transport_t *t, tp_waiter_t *w, double deadline)
         if (st == UCS_ERR_BUSY) return; /* events pending: progress again */
         if (st == UCS_OK) {
             struct pollfd pfd = {.fd = t->efd, .events = POLLIN};
-            double tq = tp_now();
-            int pr = poll(&pfd, 1, ms);
-            t->dbg_polls++; if (pr == 0) t->dbg_timeouts++; t->dbg_sleep += tp_now() - tq; /* DEBUG */
+            poll(&pfd, 1, ms);
             return;
         }
     }
@@ -488,6 +508,15 @@ static ucs_status_t tp_am_bye_cb(void *arg, const void *header, size_t hlen, voi
     if (b.magic != TP_MAGIC) return UCS_OK;
     p->bye_seen = 1;
     p->bye_n_sent = b.n_sent;
+    p->ack_due = 1;
+    return UCS_OK;
+}
+
+static ucs_status_t tp_am_bye_ack_cb(void *arg, const void *header, size_t hlen, void *data,
+                                     size_t length, const ucp_am_recv_param_t *param)
+{
+    struct sq_peer *p = tp_am_peer(arg, param);
+    if (p && p->state == TP_PEER_ESTABLISHED && hlen == sizeof(tp_bye_t)) p->bye_acked = 1;
     return UCS_OK;
 }
 
@@ -625,6 +654,7 @@ sq_status_t sq_transport_create(const sq_transport_opts_t *o, sq_transport_t **o
          * transport hands over inline (tcp) could only be copied or dropped. */
         {TP_AM_DATA, tp_am_data_cb, UCP_AM_FLAG_PERSISTENT_DATA},
         {TP_AM_BYE, tp_am_bye_cb, 0},
+        {TP_AM_BYE_ACK, tp_am_bye_ack_cb, 0},
     };
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
         ucp_am_handler_param_t hp = {0};
@@ -687,17 +717,35 @@ const char *sq_transport_listen_addr(const sq_transport_t *t)
 void sq_transport_destroy(sq_transport_t *t)
 {
     if (!t) return;
-    if (getenv("SQ_TP_DEBUG")) fprintf(stderr, "DEBUG stage %d: %ld polls, %ld timeouts, %.3f s asleep\n", t->o.stage, t->dbg_polls, t->dbg_timeouts, t->dbg_sleep);
-    /* 1. Say goodbye and start every close at once. */
+    /* 1. BYE to every live connected peer; wait (up to timeout_s) for their
+     *    BYE_ACK, which says every message we sent before it went through their
+     *    AM handler. Closing earlier could make UCX drop messages still queued
+     *    at the peer (it discards arrivals on an endpoint that has failed),
+     *    which a flush alone does not prevent on shared memory. Their BYEs are
+     *    answered meanwhile (tp_service), so two stages leaving together do not
+     *    wait for each other. */
+    int waiting = 0;
+    for (struct sq_peer *p = t->peers; p; p = p->next) {
+        if (p->state != TP_PEER_ESTABLISHED || p->ep_status != UCS_OK) continue;
+        p->bye.magic = TP_MAGIC;
+        p->bye.version = SQ_TRANSPORT_PROTOCOL_VERSION;
+        p->bye.n_sent = p->send_seq;
+        if (tp_send_ctl_on(p, &p->bye_req, TP_AM_BYE, &p->bye, sizeof p->bye) == UCS_OK)
+            p->bye_sent = waiting = 1;
+    }
+    double deadline = tp_now() + t->o.timeout_s;
+    tp_waiter_t w = {0};
+    while (waiting && tp_now() < deadline) {
+        tp_wait_round(t, &w, deadline);
+        waiting = 0;
+        for (struct sq_peer *p = t->peers; p; p = p->next)
+            if (p->bye_sent && !p->bye_acked && p->ep_status == UCS_OK) waiting = 1;
+    }
+    /* 2. Refuse pending handshakes, start every close (flush; force when dead). */
     for (struct sq_peer *p = t->peers; p; p = p->next) {
         if (p->state == TP_PEER_CLOSING) continue;
         int alive = p->ep_status == UCS_OK;
-        if (alive && p->state == TP_PEER_ESTABLISHED) {
-            p->bye.magic = TP_MAGIC;
-            p->bye.version = SQ_TRANSPORT_PROTOCOL_VERSION;
-            p->bye.n_sent = p->send_seq;
-            if (tp_send_ctl(p, TP_AM_BYE, &p->bye, sizeof p->bye) != UCS_OK) alive = 0;
-        } else if (alive && (p->state == TP_PEER_WAIT_HELLO || p->state == TP_PEER_PARKED)) {
+        if (alive && (p->state == TP_PEER_WAIT_HELLO || p->state == TP_PEER_PARKED)) {
             p->reject.magic = TP_MAGIC;
             p->reject.version = SQ_TRANSPORT_PROTOCOL_VERSION;
             snprintf(p->reject.reason, sizeof p->reject.reason, "stage %d is shutting down",
@@ -709,20 +757,16 @@ void sq_transport_destroy(sq_transport_t *t)
     }
     for (int i = 0; i < t->n_connq; i++) ucp_listener_reject(t->listener, t->connq[i]);
     t->n_connq = 0;
-    /* 2. Let the flushes finish (bounded), freeing peers as their close completes. */
+    /* 3. Let the flushes finish (bounded), freeing peers as their close completes. */
     double limit = t->o.timeout_s < TP_CLOSE_MAX_S ? t->o.timeout_s : TP_CLOSE_MAX_S;
-    double deadline = tp_now() + limit;
-    tp_waiter_t w = {0};
-    double tdbg = tp_now();
+    deadline = tp_now() + limit;
     while (t->peers && tp_now() < deadline) tp_wait_round(t, &w, deadline);
-    if (getenv("SQ_TP_DEBUG")) fprintf(stderr, "DEBUG stage %d: closing took %.3f s, %s\n", t->o.stage, tp_now() - tdbg, t->peers ? "unfinished" : "done");
     if (t->listener) ucp_listener_destroy(t->listener);
-    /* 3. The worker takes whatever did not finish; then nothing can call back. */
+    /* 4. The worker takes whatever did not finish; then nothing can call back. */
     ucp_worker_destroy(t->worker);
     while (t->peers) {
         struct sq_peer *p = t->peers;
-        p->close_req = NULL; /* released with the worker */
-        p->hs_req = NULL;
+        p->close_req = p->hs_req = p->bye_req = p->ack_req = NULL; /* gone with the worker */
         tp_peer_free(t, p);
     }
     ucp_cleanup(t->ctx);

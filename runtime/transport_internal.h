@@ -21,6 +21,7 @@ enum {
     TP_AM_REJECT = 3, /* listener -> client, header only: tp_reject_t */
     TP_AM_DATA = 4,   /* either way: header tp_data_hdr_t, data = payload */
     TP_AM_BYE = 5,    /* either way, at destroy: tp_bye_t */
+    TP_AM_BYE_ACK = 6, /* answer to BYE once every message before it was taken in: tp_bye_t */
 };
 
 typedef struct tp_hello {
@@ -113,6 +114,10 @@ struct sq_peer {
     void *hs_req;            /* HELLO/ACCEPT/REJECT/BYE send in flight */
     uint64_t remote_max_msg;
     tp_bye_t bye;            /* BYE we send at destroy */
+    tp_bye_t bye_ack;        /* our answer to their BYE */
+    void *bye_req, *ack_req; /* those two sends in flight */
+    int bye_sent, bye_acked; /* our BYE went out / they answered it */
+    int ack_due;             /* their BYE arrived: answer it (tp_service) */
 
     /* receive side */
     void *slab;              /* slots * slot_size, ucp_mem_map'ed */
@@ -147,15 +152,13 @@ struct sq_transport {
     ucp_worker_h worker;
     ucp_listener_h listener;
     int efd;               /* worker event fd, -1 when UCX gave none (then we sleep) */
-    size_t req_size;
     struct sq_peer *peers; /* every endpoint, whatever its state */
     ucp_conn_request_h connq[TP_CONNQ_MAX]; /* arrived, ep not yet created */
     int n_connq;
     int accepting;         /* stage an sq_transport_accept call waits for, -1 none */
     int n_refused;         /* connections refused so far (for timeout messages) */
     char last_refusal[TP_REASON_MAX + 64];
-    char applied[512];
-    long dbg_polls, dbg_timeouts; double dbg_sleep; /* DEBUG */     /* the UCX settings sq_transport_create applied (for describe) */
+    char applied[512];     /* the UCX settings sq_transport_create applied (for describe) */
 };
 
 /* ---- shared helpers ---- */

@@ -86,6 +86,9 @@ typedef struct sq_config {
         int group_size;
         int scale_f16;       /* 0: fp32 scales, 1: fp16 */
         int rounding;        /* sq_codec_rounding_t */
+        int n_boundary_bits, n_boundary_encodings; /* per-boundary overrides (stage k -> k+1) */
+        char boundary_bits[SQ_CONFIG_LIST_MAX][8];
+        char boundary_encodings[SQ_CONFIG_LIST_MAX][16];
     } codec;
 
     struct {
@@ -132,6 +135,11 @@ sq_status_t sq_config_load(const char *path, sq_config_t *cfg);
 sq_status_t sq_config_set(sq_config_t *cfg, const char *assignment);
 /* Cross-key checks (labels present for classification, ...). */
 sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label);
+/* The codec encoding (sq_codec_encoding_t) and bits of boundary k (stage k ->
+ * k+1): the per-boundary override when given, else the codec section's. */
+int sq_config_codec_encoding(const sq_config_t *cfg, int boundary);
+int sq_config_codec_bits(const sq_config_t *cfg, int boundary);
+
 /* Hash of everything that must agree between the stages of one job (every
  * key but file paths, which may differ per node). */
 uint64_t sq_config_hash(const sq_config_t *cfg);

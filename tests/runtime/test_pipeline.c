@@ -142,17 +142,18 @@ static void test_exact_like_single_process(void **state)
     (void)state;
     const struct {
         int S, M;
-        const char *cuts;
+        const char *cuts, *extra;
     } cases[] = {
-        {2, 1, "10"},       /* between blocks */
-        {3, 1, "3, 15"},    /* after L0's MLP activation (hidden + mlp_act cross), inside L4 */
-        {4, 2, "2, 9, 17"}, /* after attention, after mlp_act; two micro-batches */
+        /* between blocks; lossless only through the per-boundary override */
+        {2, 1, "10", "codec:\n  encoding: auto\n  boundary_encodings: [lossless]\n"},
+        {3, 1, "3, 15", NULL},    /* after L0's MLP activation (hidden + mlp_act cross), in L4 */
+        {4, 2, "2, 9, 17", NULL}, /* after attention, after mlp_act; two micro-batches */
     };
     char job[512], single[512], out[512], a[700], b[700];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         snprintf(out, sizeof out, "%s/pipe-%zu", tmpdir, c);
         snprintf(job, sizeof job, "%s/job-%zu.yaml", tmpdir, c);
-        write_job(job, out, cases[c].S, cases[c].cuts, cases[c].M, NULL);
+        write_job(job, out, cases[c].S, cases[c].cuts, cases[c].M, cases[c].extra);
         single_process_reference(job, cases[c].M, single, sizeof single);
         assert_int_equal(run_workers(job, cases[c].S, 0), 0);
         snprintf(a, sizeof a, "%s/runlog.jsonl", single);
