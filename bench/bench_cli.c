@@ -16,6 +16,7 @@ static const bench_entry_t benches[] = {
     {"codec-real", "codec on a model's real activations at every split candidate",
      sq_bench_codec_real_main},
     {"pipeline", "step time and its breakdown on 1, 2, 4 local stages", sq_bench_pipeline_main},
+    {"transport", "activation-message bandwidth vs ucx_perftest ucp_am_bw", sq_bench_transport_main},
     {"zo", "time of a ZO step vs the two forward passes it contains", sq_bench_zo_main},
 };
 

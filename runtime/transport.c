@@ -20,12 +20,22 @@
  *       that computes for minutes without progressing is not affected: the
  *       shared-memory check looks at the process, not at replies.
  *   UCX_TCP_CM_REUSEADDR=y (key CM_REUSEADDR)
- *       The listener sets SO_REUSEADDR, so a restarted stage can listen on its
- *       configured port again at once rather than failing while the old
- *       connections sit in TIME_WAIT.
+ *       The listener sets SO_REUSEADDR, so a restarted stage (kill -9, resume)
+ *       can listen on its configured port again at once rather than failing
+ *       for a minute while the dead run's connections sit in TIME_WAIT
+ *       (test_relisten_after_kill).
+ *   UCX_TCP_PUT_ENABLE=n (key PUT_ENABLE)
+ *       Without it, a client-server endpoint between two same-host stages
+ *       keeps a tcp-over-loopback lane and UCX picks it for rendezvous (tcp
+ *       is the only transport there with zero-copy put): every message above
+ *       8 KB then goes through the loopback socket (~2 GB/s for 64 KB
+ *       messages here, against ~30 GB/s through shared memory).
+ *       Without tcp put, rendezvous runs over the shared-memory AM lane, as
+ *       ucx_perftest's endpoints do. Between hosts, rendezvous over tcp then
+ *       moves as active-message fragments on the same socket.
  *
- * A key this UCX does not know is reported as such by
- * sq_transport_describe, which prints what was applied.
+ * sq_transport_describe prints what was applied. A UCX that does not know a
+ * key warns once at worker creation ("invalid configurations: KEY=...").
  */
 #include "transport_internal.h"
 
@@ -40,10 +50,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define TP_SPIN_S 200e-6       /* busy-poll this long before sleeping on the event fd */
-#define TP_MAX_SLEEP_MS 10     /* never sleep longer: deadlines and keepalive stay on time */
-#define TP_RETRY_S 0.1         /* connect: pause between attempts while nobody listens */
-#define TP_CLOSE_MAX_S 5.0     /* destroy: give up flushing after this */
+#define TP_SPIN_S 200e-6   /* busy-poll this long before sleeping on the event fd */
+#define TP_MAX_SLEEP_MS 10 /* never sleep longer: deadlines and keepalive stay on time */
+#define TP_RETRY_S 0.1     /* connect: pause between attempts while nobody listens */
+#define TP_CLOSE_MAX_S 5.0 /* destroy: give up flushing after this */
 
 /* key: the name ucp_config_modify takes (UCX 1.13 hands unknown keys to each
  * transport's config, where a sub-table's fields carry its prefix: MM_ for the
@@ -96,9 +106,8 @@ static sq_status_t tp_parse_addr(const sq_transport_t *t, const char *addr, cons
     char host[256];
     const char *colon = addr ? strrchr(addr, ':') : NULL;
     if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host)
-        return sq_error_set(SQ_ERR_INVALID_ARG,
-                            "stage %d: %s address \"%s\" is not HOST:PORT", t->o.stage, what,
-                            addr ? addr : "(null)");
+        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: %s address \"%s\" is not HOST:PORT",
+                            t->o.stage, what, addr ? addr : "(null)");
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = 0;
     if (host[0] == '[') {
@@ -113,15 +122,15 @@ static sq_status_t tp_parse_addr(const sq_transport_t *t, const char *addr, cons
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
     if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: %s address \"%s\": bad port",
-                            t->o.stage, what, addr);
+        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: %s address \"%s\": bad port", t->o.stage,
+                            what, addr);
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc || !res)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: %s address \"%s\": %s", t->o.stage,
-                            what, addr, gai_strerror(rc));
+        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: %s address \"%s\": %s", t->o.stage, what,
+                            addr, gai_strerror(rc));
     memset(ss, 0, sizeof *ss);
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = (socklen_t)res->ai_addrlen;
@@ -264,8 +273,8 @@ static int tp_hello_bad(sq_transport_t *t, const struct sq_peer *p, char *why, s
         snprintf(why, n, "claims to be stage %d", h->stage);
     else if (h->plan_hash != t->o.plan_hash)
         snprintf(why, n, "plan hash 0x%016llx (stage %d) != 0x%016llx (stage %d)",
-                 (unsigned long long)h->plan_hash, h->stage,
-                 (unsigned long long)t->o.plan_hash, t->o.stage);
+                 (unsigned long long)h->plan_hash, h->stage, (unsigned long long)t->o.plan_hash,
+                 t->o.stage);
     else if (tp_established(t, h->stage))
         snprintf(why, n, "stage %d is already connected", h->stage);
     else
@@ -283,8 +292,8 @@ static void tp_server_ep_create(sq_transport_t *t, ucp_conn_request_h cr)
 
     struct sq_peer *p = calloc(1, sizeof *p);
     if (!p) {
-        fprintf(stderr, "sparq: stage %d refused a connection from %s: out of memory\n",
-                t->o.stage, addr);
+        fprintf(stderr, "sparq: stage %d refused a connection from %s: out of memory\n", t->o.stage,
+                addr);
         ucp_listener_reject(t->listener, cr);
         return;
     }
@@ -303,8 +312,8 @@ static void tp_server_ep_create(sq_transport_t *t, ucp_conn_request_h cr)
     ep.err_handler.arg = p;
     ucs_status_t st = ucp_ep_create(t->worker, &ep, &p->ep);
     if (st != UCS_OK) {
-        fprintf(stderr, "sparq: stage %d refused a connection from %s: endpoint: %s\n",
-                t->o.stage, addr, ucs_status_string(st));
+        fprintf(stderr, "sparq: stage %d refused a connection from %s: endpoint: %s\n", t->o.stage,
+                addr, ucs_status_string(st));
         t->n_refused++;
         free(p);
         return;
@@ -319,7 +328,8 @@ static void tp_server_ep_create(sq_transport_t *t, ucp_conn_request_h cr)
 static unsigned tp_service(sq_transport_t *t)
 {
     unsigned n = 0;
-    for (int i = 0; i < t->n_connq; i++, n++) tp_server_ep_create(t, t->connq[i]);
+    for (int i = 0; i < t->n_connq; i++, n++)
+        tp_server_ep_create(t, t->connq[i]);
     t->n_connq = 0;
 
     double now = tp_now();
@@ -398,35 +408,40 @@ static unsigned tp_service(sq_transport_t *t)
 unsigned tp_progress(sq_transport_t *t)
 {
     unsigned n = 0, k;
-    while ((k = ucp_worker_progress(t->worker)) != 0 && n < 4096) n += k;
+    while ((k = ucp_worker_progress(t->worker)) != 0 && n < 4096)
+        n += k;
     return n + tp_service(t);
 }
 
-void tp_wait_round(sq_transport_t *t, tp_waiter_t *w, double deadline)
+int tp_wait_round(sq_transport_t *t, tp_waiter_t *w, double deadline)
 {
     if (tp_progress(t)) {
         w->idle_since = 0;
-        return;
+        /* busy: look at the clock now and then only (a flood of other traffic
+         * must not hide the deadline) */
+        return (++w->busy_rounds & 63) == 0 && tp_now() > deadline;
     }
     double now = tp_now();
+    if (now > deadline) return 1;
     if (w->idle_since == 0) {
         w->idle_since = now;
-        return;
+        return 0;
     }
-    if (now - w->idle_since < TP_SPIN_S) return;
+    if (now - w->idle_since < TP_SPIN_S) return 0;
     double left_ms = (deadline - now) * 1e3;
-    int ms = left_ms <= 0 ? 0 : left_ms >= TP_MAX_SLEEP_MS ? TP_MAX_SLEEP_MS : (int)left_ms + 1;
+    int ms = left_ms >= TP_MAX_SLEEP_MS ? TP_MAX_SLEEP_MS : (int)left_ms + 1;
     if (t->efd >= 0) {
         ucs_status_t st = ucp_worker_arm(t->worker);
-        if (st == UCS_ERR_BUSY) return; /* events pending: progress again */
+        if (st == UCS_ERR_BUSY) return 0; /* events pending: progress again */
         if (st == UCS_OK) {
             struct pollfd pfd = {.fd = t->efd, .events = POLLIN};
             poll(&pfd, 1, ms);
-            return;
+            return 0;
         }
     }
     struct timespec ts = {0, 100000}; /* no event fd: a tiny sleep */
     nanosleep(&ts, NULL);
+    return 0;
 }
 
 void sq_transport_progress(sq_transport_t *t)
@@ -452,13 +467,13 @@ static ucs_status_t tp_am_hello_cb(void *arg, const void *header, size_t hlen, v
             snprintf(p->bad, sizeof p->bad, "sent a second HELLO");
         else if (p->state == TP_PEER_ESTABLISHED && !p->proto_err[0])
             snprintf(p->proto_err, sizeof p->proto_err,
-                     "stage %d: stage %d sent a HELLO on an established connection",
-                     p->t->o.stage, p->stage);
+                     "stage %d: stage %d sent a HELLO on an established connection", p->t->o.stage,
+                     p->stage);
         return UCS_OK;
     }
     if (hlen != sizeof(tp_hello_t) || length != 0)
-        snprintf(p->bad, sizeof p->bad, "malformed HELLO (%zu header bytes, %zu data bytes)",
-                 hlen, length);
+        snprintf(p->bad, sizeof p->bad, "malformed HELLO (%zu header bytes, %zu data bytes)", hlen,
+                 length);
     else {
         memcpy(&p->hello, header, sizeof p->hello);
         p->hello_seen = 1;
@@ -543,11 +558,10 @@ static sq_status_t tp_opts_check(const sq_transport_opts_t *o)
         return sq_error_set(SQ_ERR_INVALID_ARG, "transport (stage %d): slots = %d", o->stage,
                             o->slots);
     if (o->send_depth < 0 || o->send_depth > 65536)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "transport (stage %d): send_depth = %d",
-                            o->stage, o->send_depth);
+        return sq_error_set(SQ_ERR_INVALID_ARG, "transport (stage %d): send_depth = %d", o->stage,
+                            o->send_depth);
     if (!(o->timeout_s >= 0) || !(o->hello_timeout_s >= 0))
-        return sq_error_set(SQ_ERR_INVALID_ARG, "transport (stage %d): negative timeout",
-                            o->stage);
+        return sq_error_set(SQ_ERR_INVALID_ARG, "transport (stage %d): negative timeout", o->stage);
     if (o->max_msg > ((size_t)1 << 40))
         return sq_error_set(SQ_ERR_INVALID_ARG, "transport (stage %d): max_msg %zu is too large",
                             o->stage, o->max_msg);
@@ -675,8 +689,7 @@ sq_status_t sq_transport_create(const sq_transport_opts_t *o, sq_transport_t **o
     if (t->o.listen_addr) {
         struct sockaddr_storage ss;
         socklen_t sl;
-        SQ_TRY_GOTO(st, tp_parse_addr(t, t->o.listen_addr, "listen", &ss, &sl),
-                    err_destroy_worker);
+        SQ_TRY_GOTO(st, tp_parse_addr(t, t->o.listen_addr, "listen", &ss, &sl), err_destroy_worker);
         ucp_listener_params_t lp = {0};
         lp.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
         lp.sockaddr.addr = (const struct sockaddr *)&ss;
@@ -741,10 +754,14 @@ void sq_transport_destroy(sq_transport_t *t)
         for (struct sq_peer *p = t->peers; p; p = p->next)
             if (p->bye_sent && !p->bye_acked && p->ep_status == UCS_OK) waiting = 1;
     }
-    /* 2. Refuse pending handshakes, start every close (flush; force when dead). */
+    /* 2. Refuse pending handshakes, start every close: flush when the peer is
+     *    alive and nothing of ours is still in flight on it; force when it is
+     *    dead or a send/rendezvous receive is unfinished (a flush would wait
+     *    for it forever, and UCX 1.13 aborts when a worker is destroyed with
+     *    requests still on an endpoint; force completes them as cancelled). */
     for (struct sq_peer *p = t->peers; p; p = p->next) {
         if (p->state == TP_PEER_CLOSING) continue;
-        int alive = p->ep_status == UCS_OK;
+        int alive = p->ep_status == UCS_OK && tp_peer_quiet(p);
         if (alive && (p->state == TP_PEER_WAIT_HELLO || p->state == TP_PEER_PARKED)) {
             p->reject.magic = TP_MAGIC;
             p->reject.version = SQ_TRANSPORT_PROTOCOL_VERSION;
@@ -755,12 +772,24 @@ void sq_transport_destroy(sq_transport_t *t)
         tp_peer_release_deferred(p);
         tp_peer_start_close(t, p, !alive);
     }
-    for (int i = 0; i < t->n_connq; i++) ucp_listener_reject(t->listener, t->connq[i]);
+    for (int i = 0; i < t->n_connq; i++)
+        ucp_listener_reject(t->listener, t->connq[i]);
     t->n_connq = 0;
     /* 3. Let the flushes finish (bounded), freeing peers as their close completes. */
     double limit = t->o.timeout_s < TP_CLOSE_MAX_S ? t->o.timeout_s : TP_CLOSE_MAX_S;
     deadline = tp_now() + limit;
-    while (t->peers && tp_now() < deadline) tp_wait_round(t, &w, deadline);
+    while (t->peers && tp_now() < deadline)
+        tp_wait_round(t, &w, deadline);
+    for (struct sq_peer *p = t->peers; p; p = p->next)
+        if (p->close_req && ucp_request_check_status(p->close_req) == UCS_INPROGRESS) {
+            /* Destroying the worker now would abort in UCX; leave it all to
+             * process exit instead (memory only, the process is leaving). */
+            fprintf(stderr,
+                    "sparq: stage %d: the endpoint to %s did not close within %.1f s; "
+                    "leaving UCX to process exit\n",
+                    t->o.stage, p->addr, limit);
+            return;
+        }
     if (t->listener) ucp_listener_destroy(t->listener);
     /* 4. The worker takes whatever did not finish; then nothing can call back. */
     ucp_worker_destroy(t->worker);
@@ -828,8 +857,8 @@ sq_status_t sq_transport_connect(sq_transport_t *t, const char *addr, int peer_s
         return sq_error_set(SQ_ERR_INVALID_ARG, "sq_transport_connect: NULL argument");
     const int me = t->o.stage;
     if (peer_stage < 0 || peer_stage >= t->o.n_stages || peer_stage == me)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: cannot connect to stage %d (of %d)",
-                            me, peer_stage, t->o.n_stages);
+        return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: cannot connect to stage %d (of %d)", me,
+                            peer_stage, t->o.n_stages);
     if (tp_established(t, peer_stage))
         return sq_error_set(SQ_ERR_INVALID_ARG, "stage %d: already connected to stage %d", me,
                             peer_stage);
@@ -890,12 +919,10 @@ sq_status_t sq_transport_connect(sq_transport_t *t, const char *addr, int peer_s
                 else if (a->job_token != t->o.job_token)
                     snprintf(why, sizeof why, "it belongs to another job (job token differs)");
                 else if (a->stage != peer_stage)
-                    snprintf(why, sizeof why, "it is stage %d, not stage %d", a->stage,
-                             peer_stage);
+                    snprintf(why, sizeof why, "it is stage %d, not stage %d", a->stage, peer_stage);
                 else if (a->plan_hash != t->o.plan_hash)
                     snprintf(why, sizeof why, "plan hash 0x%016llx != 0x%016llx (ours)",
-                             (unsigned long long)a->plan_hash,
-                             (unsigned long long)t->o.plan_hash);
+                             (unsigned long long)a->plan_hash, (unsigned long long)t->o.plan_hash);
                 if (why[0]) {
                     st = sq_error_set(SQ_ERR_TRANSPORT, "stage %d: the listener at %s: %s", me,
                                       addr, why);
@@ -915,7 +942,8 @@ sq_status_t sq_transport_connect(sq_transport_t *t, const char *addr, int peer_s
         }
         if (tp_now() + TP_RETRY_S >= deadline) break;
         double resume = tp_now() + TP_RETRY_S;
-        while (tp_now() < resume) tp_wait_round(t, &w, resume);
+        while (tp_now() < resume)
+            tp_wait_round(t, &w, resume);
     }
     st = sq_error_set(SQ_ERR_TRANSPORT,
                       "stage %d could not connect to stage %d at %s within %.1f s "
@@ -985,11 +1013,10 @@ sq_status_t sq_transport_accept(sq_transport_t *t, int expected_stage, sq_peer_t
 void sq_transport_describe(const sq_transport_t *t, FILE *f)
 {
     if (!t || !f) return;
-    fprintf(f, "UCX %s, stage %d of %d%s%s\n", ucp_get_version_string(), t->o.stage,
-            t->o.n_stages, t->listener ? ", listening on " : "",
-            t->listener ? t->bound_addr : "");
+    fprintf(f, "UCX %s, stage %d of %d%s%s\n", ucp_get_version_string(), t->o.stage, t->o.n_stages,
+            t->listener ? ", listening on " : "", t->listener ? t->bound_addr : "");
     fprintf(f, "UCX settings:\n%s", t->applied);
-    static const char *const env[] = {"UCX_TLS", "UCX_NET_DEVICES", "UCX_RNDV_THRESH",
+    static const char *const env[] = {"UCX_TLS",         "UCX_NET_DEVICES",  "UCX_RNDV_THRESH",
                                       "UCX_RNDV_SCHEME", "UCX_ZCOPY_THRESH", "UCX_PROTO_ENABLE"};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         const char *v = getenv(env[i]);

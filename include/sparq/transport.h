@@ -57,6 +57,9 @@
  * on hosts of the same endianness (the HELLO magic catches a mismatch).
  *
  * Fork: nothing happens at load time; fork before sq_transport_create.
+ *
+ * Tests: tests/runtime/test_transport.c. Benchmark: sparq bench transport
+ * (bandwidth against ucx_perftest ucp_am_bw).
  */
 #ifndef SPARQ_TRANSPORT_H
 #define SPARQ_TRANSPORT_H
@@ -97,10 +100,20 @@ typedef struct sq_transport_opts {
  * same UCX_* variable in the environment, which then wins. */
 sq_status_t sq_transport_create(const sq_transport_opts_t *o, sq_transport_t **out);
 
-/* Tell every connected peer we are leaving (BYE), refuse pending handshakes,
- * flush and close all endpoints (force-close those whose peer is dead; give up
- * flushing after min(timeout_s, 5) s), then destroy the listener, the worker
- * and the context. Invalidates every sq_peer_t and sq_send_req_t of t. NULL ok. */
+/* Leave cleanly:
+ *   1. send BYE to every live connected peer and wait (up to timeout_s) for
+ *      its BYE_ACK, which the peer's transport sends (from any of its calls)
+ *      once every message we sent before the BYE went through its AM handler;
+ *      closing earlier could lose messages still queued there. Peers' own BYEs
+ *      are answered meanwhile, so stages that leave together do not wait on
+ *      each other. The peer then sees SQ_ERR_TRANSPORT "stage K closed the
+ *      connection after N messages" once it has taken those N;
+ *   2. refuse pending handshakes; close every endpoint: flush when the peer
+ *      is alive and none of our sends or rendezvous receives is unfinished,
+ *      force otherwise (sends not waited for are cancelled; messages not yet
+ *      taken with sq_peer_recv are dropped), bounded by min(timeout_s, 5) s;
+ *   3. destroy the listener, the worker and the context.
+ * Invalidates every sq_peer_t and sq_send_req_t of t. NULL is fine. */
 void sq_transport_destroy(sq_transport_t *t);
 
 /* The address the listener is bound to ("127.0.0.1:40123", the real port when
@@ -123,18 +136,18 @@ sq_status_t sq_transport_accept(sq_transport_t *t, int expected_stage, sq_peer_t
  * lands arriving data, answers handshakes). Blocking calls do this already. */
 void sq_transport_progress(sq_transport_t *t);
 
-/* Print the UCX configuration and the transports of every connected peer
- * (ucp_config_print + ucp_ep_print_info) to f. */
+/* Print the UCX settings sparq applied (or found in the environment) and the
+ * lanes of every connected peer (ucp_ep_print_info) to f. */
 void sq_transport_describe(const sq_transport_t *t, FILE *f);
 
 typedef struct sq_msg_hdr {
     uint32_t type;  /* message kind (the runtime defines: activations, gradient, control, stop) */
     uint32_t micro; /* micro-batch */
     int64_t step;
-    int32_t sign;   /* +1 / -1 / 0 */
+    int32_t sign; /* +1 / -1 / 0 */
     uint32_t flags;
-    uint64_t len;   /* payload bytes */
-    uint64_t tag;   /* free for the runtime */
+    uint64_t len; /* payload bytes */
+    uint64_t tag; /* free for the runtime */
 } sq_msg_hdr_t;
 
 /* Send one message: h->len bytes from payload (NULL when h->len == 0).
