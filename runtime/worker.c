@@ -457,9 +457,9 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
                               .max_msg = max_msg,
                               .slots = 2 * w->M + 4,
                               .timeout_s = 120};
-    /* After a crash the old listening port can stay busy for up to a minute (TCP
-     * TIME_WAIT of the dead process's connections; UCX 1.13 offers no SO_REUSEADDR):
-     * keep trying for 90 s rather than fail a resume. */
+    /* The transport sets CM_REUSEADDR, so a restarted stage can listen on its
+     * old port at once; if something else holds the port, keep trying for 90 s
+     * rather than fail a resume at once. */
     sq_status_t st;
     double t_start = now_s();
     int told = 0;
@@ -467,7 +467,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
            strstr(sq_error_last(), "cannot listen") && now_s() - t_start < 90) {
         if (!told++)
             fprintf(stderr, "stage %d: %s; retrying for up to 90 s (a crashed run's connections "
-                            "may still hold the port; or set pipeline.base_port)\n",
+                            "or another process may hold the port; or set pipeline.base_port)\n",
                     w->k, sq_error_last());
         sleep(2);
     }

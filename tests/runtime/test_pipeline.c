@@ -82,7 +82,7 @@ static int wait_status(pid_t pid)
 static int run_workers(const char *job, int S, int resume)
 {
     pid_t pids[8];
-    /* a resumed job on fresh ports: the killed run's may sit in TIME_WAIT for a minute */
+    /* a resumed job on fresh ports, so the test never waits on the killed run's */
     char port[64];
     snprintf(port, sizeof port, "pipeline.base_port=%d", port_base);
     if (resume) port_base += 10;
