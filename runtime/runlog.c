@@ -164,3 +164,29 @@ sq_status_t sq_run_write_snapshot(const char *dir, sq_model_t *m, const sq_selec
     }
     return SQ_OK;
 }
+
+sq_status_t sq_jsonl_trim_steps(const char *path, int64_t keep)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return SQ_OK;
+    char tmp[4096 + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return sq_error_set(SQ_ERR_IO, "%s: cannot write", tmp);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        long long s;
+        if (line[len - 1] != '\n' || sscanf(line, "{\"step\":%lld", &s) != 1) continue;
+        if (s < keep || (s == keep && strstr(line, "\"eval_"))) fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0)
+        return sq_error_set(SQ_ERR_IO, "%s: cannot replace %s", tmp, path);
+    return SQ_OK;
+}

@@ -245,33 +245,6 @@ static sq_status_t flush_file(FILE *f, const char *what)
     return SQ_OK;
 }
 
-/* Keep metrics rows of steps < keep (and eval rows at those steps). */
-static sq_status_t trim_metrics(const char *path, int64_t keep)
-{
-    FILE *in = fopen(path, "r");
-    if (!in) return SQ_OK;
-    char tmp[SQ_CONFIG_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return sq_error_set(SQ_ERR_IO, "%s: cannot write", tmp);
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, in)) > 0) {
-        long long s;
-        if (line[len - 1] != '\n' || sscanf(line, "{\"step\":%lld", &s) != 1) continue;
-        if (s < keep || (s == keep && strstr(line, "\"eval_"))) fputs(line, out);
-    }
-    free(line);
-    fclose(in);
-    fclose(out);
-    if (rename(tmp, path) != 0) return sq_error_set(SQ_ERR_IO, "%s: rename failed", tmp);
-    return SQ_OK;
-}
-
 static void fmt_eta(double s, char *buf, size_t cap)
 {
     if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
@@ -301,7 +274,7 @@ sq_status_t sq_train_run(const sq_config_t *cfg_in, const sq_train_opts_t *opts)
     if (o.resume_dir) {
         SQ_TRY_GOTO(st, sq_run_restore(r.dir, &cfg, r.model, &r.sel, &start), done);
         snprintf(path, sizeof path, "%s/metrics.jsonl", r.dir);
-        SQ_TRY_GOTO(st, trim_metrics(path, start), done);
+        SQ_TRY_GOTO(st, sq_jsonl_trim_steps(path, start), done);
         if (!o.quiet) fprintf(stderr, "resuming %s at step %lld\n", r.dir, (long long)start);
     } else {
         snprintf(path, sizeof path, "%s/runlog.jsonl", r.dir);

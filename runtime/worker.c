@@ -313,27 +313,6 @@ static sq_status_t pipeline_eval(worker_t *w, int64_t step, double *loss, double
 
 /* ---- run folder, resume agreement ---- */
 
-static sq_status_t runlog_truncate(const char *path, int64_t keep)
-{
-    FILE *in = fopen(path, "r");
-    if (!in) return SQ_OK;
-    char tmp[SQ_CONFIG_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    char *line = NULL;
-    size_t cap = 0;
-    int64_t n = 0;
-    while (out && n < keep && getline(&line, &cap, in) > 0) {
-        fputs(line, out);
-        n++;
-    }
-    free(line);
-    fclose(in);
-    if (!out || fclose(out) != 0 || rename(tmp, path) != 0)
-        return sq_error_set(SQ_ERR_IO, "%s: cannot truncate the run log", path);
-    return SQ_OK;
-}
-
 /* Every stage may have logged a different number of steps before a crash:
  * agree on the smallest (forward along the chain, answer back) and cut the
  * longer logs to it, then restore. */
@@ -367,7 +346,9 @@ static sq_status_t resume_agree(worker_t *w, int64_t *start)
         sq_msg_hdr_t o = {.type = MSG_RESUME, .sign = -1, .len = 8};
         SQ_TRY(sq_peer_send(w->prev, &o, &v));
     }
-    SQ_TRY(runlog_truncate(path, v));
+    SQ_TRY(sq_jsonl_trim_steps(path, v));
+    snprintf(path, sizeof path, "%s/metrics.jsonl", w->dir);
+    SQ_TRY(sq_jsonl_trim_steps(path, v));
     int64_t steps = 0;
     if (v > 0) SQ_TRY(sq_run_restore(w->dir, &w->cfg, w->model, &w->sel, &steps));
     *start = steps;

@@ -54,6 +54,11 @@ void sq_runlog_append(FILE *f, int64_t step, int n, const uint64_t *seeds, const
                       float lr);
 /* Newest dir/snapshot-N.safetensors with N <= max_step (path into buf), or -1. */
 int64_t sq_run_newest_snapshot(const char *dir, int64_t max_step, char *path, size_t cap);
+/* Rewrite a run-folder JSONL file (run log, metrics) keeping the complete
+ * lines of steps < keep, plus eval rows of step == keep (taken before that
+ * step ran). Run-log lines are consecutive from 0, so this is "the first keep
+ * entries" there. A missing file is fine. */
+sq_status_t sq_jsonl_trim_steps(const char *path, int64_t keep);
 /* mkdir -p. */
 sq_status_t sq_run_mkdir(const char *path);
 /* dir/snapshot-NNNNNNNN.safetensors with the tuned parameters after `steps`
