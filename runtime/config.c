@@ -80,13 +80,20 @@ const sq_config_key_t sq_config_keys[] = {
      "listen address host:port of stages 1..S-1 (stage k-1 connects to stage k)"},
     {"pipeline.base_port", SQ_CFG_INT, OFF(pipeline.base_port), 0, 0, "29500", 1024, 65000, NULL,
      "without addresses: stage k listens on 127.0.0.1:base_port+k"},
+    {"pipeline.plan", SQ_CFG_PATH, OFF(pipeline.plan), SZ(pipeline.plan), 0, "", 0, 0, NULL,
+     "plan file from `sparq plan`: sets pipeline.stages/boundaries and the per-boundary codec "
+     "(give it or pipeline.boundaries, not both)"},
+    {"pipeline.plan_units", SQ_CFG_INT, OFF(pipeline.plan_units), 0, 0, "0", 0, 1 << 20, NULL,
+     "units of the model the boundaries were planned for (written by sparq plan; 0 = unchecked)"},
     {"pipeline.micro_batches", SQ_CFG_INT, OFF(pipeline.micro_batches), 0, 0, "1", 1, 1024, NULL,
      "micro-batches per step (must divide train.batch_size); 2x as many forwards in flight"},
     {"pipeline.token", SQ_CFG_STR, OFF(pipeline.token), SZ(pipeline.token), 0, "", 0, 0, NULL,
      "job token that stages check when they connect (env SPARQ_JOB_TOKEN wins; sparq launch "
      "makes a random one)"},
     {"codec.encoding", SQ_CFG_ENUM, OFF(codec.encoding), 0, 0, "auto", 0, 0, codec_encodings,
-     "activation encoding between stages (lossless: exact fp32)"},
+     "activation encoding between stages (lossless: no quantization, see codec.lossless_dtype)"},
+    {"codec.lossless_dtype", SQ_CFG_ENUM, OFF(codec.lossless_f16), 0, 0, "f32", 0, 0, scale_dtypes,
+     "lossless encoding: f32 (bit-exact) or f16 (the dense fp16 baseline)"},
     {"codec.bits", SQ_CFG_INT, OFF(codec.bits), 0, 0, "8", 2, 8, NULL, "code bits: 8, 4 or 2"},
     {"codec.granularity", SQ_CFG_ENUM, OFF(codec.granularity), 0, 0, "row", 0, 0,
      codec_granularities, "one scale per token (row) or per group of columns"},
@@ -224,7 +231,16 @@ typedef struct walk {
     const char *file;
     const char *base_dir;
     sq_config_t *cfg;
+    int plan_only; /* a plan file: only the keys sparq plan writes */
 } walk_t;
+
+/* The keys a plan file may set: where the stages split and how each boundary
+ * is encoded. Everything else belongs to the job. */
+static int plan_key(const char *key)
+{
+    return !strcmp(key, "pipeline.stages") || !strcmp(key, "pipeline.boundaries") ||
+           !strcmp(key, "pipeline.plan_units") || !strncmp(key, "codec.", 6);
+}
 
 static sq_status_t walk_map(walk_t *w, yaml_node_t *map, const char *prefix)
 {
@@ -240,6 +256,10 @@ static sq_status_t walk_map(walk_t *w, yaml_node_t *map, const char *prefix)
         snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
                  (const char *)kn->data.scalar.value);
         const sq_config_key_t *k = find_key(key);
+        if (k && w->plan_only && !plan_key(key))
+            return sq_error_set(SQ_ERR_CONFIG, "%s: \"%s\" cannot be set by a plan file (only "
+                                               "pipeline.stages/boundaries/plan_units and codec.*)",
+                                where, key);
         if (!k) {
             if (is_section(key)) {
                 if (vn->type != YAML_MAPPING_NODE)
@@ -276,14 +296,14 @@ static sq_status_t walk_map(walk_t *w, yaml_node_t *map, const char *prefix)
     return SQ_OK;
 }
 
-sq_status_t sq_config_load(const char *path, sq_config_t *cfg)
+/* Walk one YAML file's keys over cfg. */
+static sq_status_t parse_file(const char *path, sq_config_t *cfg, int plan_only)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return sq_error_set(SQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     yaml_parser_t parser;
     yaml_document_t doc;
     sq_status_t st = SQ_OK;
-    sq_config_defaults(cfg);
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
@@ -305,14 +325,42 @@ sq_status_t sq_config_load(const char *path, sq_config_t *cfg)
     } else if (root->type != YAML_MAPPING_NODE) {
         st = sq_error_set(SQ_ERR_CONFIG, "%s:1: the configuration must be a mapping of keys", path);
     } else {
-        walk_t w = {.doc = &doc, .file = path, .base_dir = base_dir, .cfg = cfg};
+        walk_t w = {.doc = &doc, .file = path, .base_dir = base_dir, .cfg = cfg,
+                    .plan_only = plan_only};
         st = walk_map(&w, root, "");
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);
-    if (st == SQ_OK) st = sq_config_validate(cfg, path);
     return st;
+}
+
+/* pipeline.plan: the plan file's keys replace the job's stages, boundaries
+ * and per-boundary codec lists. */
+static sq_status_t apply_plan(sq_config_t *cfg)
+{
+    cfg->pipeline.n_boundaries = 0;
+    cfg->codec.n_boundary_bits = 0;
+    cfg->codec.n_boundary_encodings = 0;
+    SQ_TRY(parse_file(cfg->pipeline.plan, cfg, 1));
+    if (cfg->pipeline.stages > 1 && cfg->pipeline.n_boundaries != cfg->pipeline.stages - 1)
+        return sq_error_set(SQ_ERR_CONFIG, "%s: pipeline.boundaries: %d entries for %d stages",
+                            cfg->pipeline.plan, cfg->pipeline.n_boundaries, cfg->pipeline.stages);
+    return SQ_OK;
+}
+
+sq_status_t sq_config_load(const char *path, sq_config_t *cfg)
+{
+    sq_config_defaults(cfg);
+    SQ_TRY(parse_file(path, cfg, 0));
+    if (cfg->pipeline.plan[0]) {
+        if (cfg->pipeline.n_boundaries)
+            return sq_error_set(SQ_ERR_CONFIG, "%s: pipeline.plan and pipeline.boundaries are both "
+                                               "given: keep one",
+                                path);
+        SQ_TRY(apply_plan(cfg));
+    }
+    return sq_config_validate(cfg, path);
 }
 
 sq_status_t sq_config_set(sq_config_t *cfg, const char *assignment)
@@ -338,7 +386,8 @@ sq_status_t sq_config_set(sq_config_t *cfg, const char *assignment)
         }
         return SQ_OK;
     }
-    return set_scalar(cfg, k, eq + 1, "--set", NULL);
+    SQ_TRY(set_scalar(cfg, k, eq + 1, "--set", NULL));
+    return !strcmp(k->key, "pipeline.plan") && cfg->pipeline.plan[0] ? apply_plan(cfg) : SQ_OK;
 }
 
 sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label)
@@ -414,6 +463,19 @@ int sq_config_codec_bits(const sq_config_t *cfg, int boundary)
     return cfg->codec.bits;
 }
 
+sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary)
+{
+    sq_codec_params_t p = sq_codec_params_default();
+    p.encoding = (sq_codec_encoding_t)sq_config_codec_encoding(cfg, boundary);
+    p.bits = sq_config_codec_bits(cfg, boundary);
+    p.granularity = (sq_codec_granularity_t)cfg->codec.granularity;
+    p.group_size = (uint32_t)cfg->codec.group_size;
+    p.scale_dtype = cfg->codec.scale_f16 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
+    p.rounding = (sq_codec_rounding_t)cfg->codec.rounding;
+    p.lossless_dtype = cfg->codec.lossless_f16 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
+    return p;
+}
+
 uint64_t sq_config_hash(const sq_config_t *cfg)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -443,6 +505,11 @@ sq_status_t sq_config_stage_units(const sq_config_t *cfg, int n_units, int n_lay
     const int S = cfg->pipeline.stages;
     if (k < 0 || k >= S) return sq_error_set(SQ_ERR_RANGE, "stage %d outside [0, %d)", k, S);
     int cuts[SQ_CONFIG_LIST_MAX + 1];
+    if (cfg->pipeline.plan_units && cfg->pipeline.plan_units != n_units)
+        return sq_error_set(SQ_ERR_CONFIG, "%s: the plan was made for a model of %d units; this "
+                                           "model has %d (run sparq plan for it)",
+                            cfg->pipeline.plan[0] ? cfg->pipeline.plan : "pipeline.plan_units",
+                            cfg->pipeline.plan_units, n_units);
     cuts[0] = 0;
     cuts[S] = n_units;
     for (int j = 1; j < S; j++) {
@@ -504,6 +571,10 @@ void sq_config_dump(const sq_config_t *cfg, FILE *f)
                 section[dot - k->key] != 0) {
                 snprintf(section, sizeof section, "%.*s", (int)(dot - k->key), k->key);
                 fprintf(f, "%s:\n", section);
+            }
+            if (!strcmp(k->key, "pipeline.plan")) { /* already applied: the keys below hold it */
+                if (cfg->pipeline.plan[0]) fprintf(f, "  # plan: %s (applied)\n", cfg->pipeline.plan);
+                continue;
             }
             fprintf(f, "  %s: ", dot + 1);
         } else {

@@ -86,19 +86,6 @@ static void stage_address(const sq_config_t *cfg, int k, char *buf, size_t cap)
         snprintf(buf, cap, "127.0.0.1:%d", cfg->pipeline.base_port + k);
 }
 
-/* The codec of boundary b (stage b -> b+1). */
-static sq_codec_params_t codec_params(const sq_config_t *cfg, int b)
-{
-    sq_codec_params_t p = sq_codec_params_default();
-    p.encoding = (sq_codec_encoding_t)sq_config_codec_encoding(cfg, b);
-    p.bits = sq_config_codec_bits(cfg, b);
-    p.granularity = (sq_codec_granularity_t)cfg->codec.granularity;
-    p.group_size = (uint32_t)cfg->codec.group_size;
-    p.scale_dtype = cfg->codec.scale_f16 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
-    p.rounding = (sq_codec_rounding_t)cfg->codec.rounding;
-    p.lossless_dtype = SQ_DTYPE_F32;
-    return p;
-}
 
 /* ---- activations over the wire ---- */
 
@@ -111,7 +98,7 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
     double t0 = now_s();
     size_t off = 0;
     for (int i = 0; i < bd.n_tensors; i++) {
-        sq_codec_params_t p = codec_params(&w->cfg, w->k);
+        sq_codec_params_t p = sq_config_codec_params(&w->cfg, w->k);
         /* the +eps and -eps passes of one micro-batch share the dither */
         p.seed = seed ^ ((uint64_t)micro * 0x9e3779b97f4a7c15ull);
         p.stream = (uint64_t)w->k * 2 + (uint64_t)i;
@@ -406,7 +393,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     size_t max_msg = sizeof(grad_msg_t);
     if (w->k < w->S - 1) {
         sq_boundary_t bd;
-        sq_codec_params_t p = codec_params(cfg, w->k);
+        sq_codec_params_t p = sq_config_codec_params(cfg, w->k);
         SQ_TRY(sq_model_output_boundary(w->model, max_batch, cfg->task.max_len, &bd));
         size_t need = 0;
         for (int i = 0; i < bd.n_tensors; i++)
@@ -418,7 +405,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     /* a generous bound for what the previous stage sends (its boundary is ours) */
     if (w->k > 0) {
         sq_boundary_t bd;
-        sq_codec_params_t p = codec_params(cfg, w->k - 1);
+        sq_codec_params_t p = sq_config_codec_params(cfg, w->k - 1);
         SQ_TRY(sq_model_input_boundary(w->model, max_batch, cfg->task.max_len, &bd));
         size_t need = 0;
         for (int i = 0; i < bd.n_tensors; i++)

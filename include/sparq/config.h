@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sparq/codec.h"
 #include "sparq/status.h"
 
 #ifdef __cplusplus
@@ -75,6 +76,8 @@ typedef struct sq_config {
         int n_addresses;
         char addresses[SQ_CONFIG_LIST_MAX][64];  /* listen address of stages 1..S-1 */
         int base_port;       /* default addresses: 127.0.0.1:base_port+k */
+        char plan[SQ_CONFIG_PATH_MAX]; /* plan file (sparq plan): stages, boundaries, codec */
+        int plan_units;      /* unit count the plan was made for (0 = unchecked) */
         int micro_batches;
         char token[64];      /* job token (env SPARQ_JOB_TOKEN wins) */
     } pipeline;
@@ -86,6 +89,7 @@ typedef struct sq_config {
         int group_size;
         int scale_f16;       /* 0: fp32 scales, 1: fp16 */
         int rounding;        /* sq_codec_rounding_t */
+        int lossless_f16;    /* lossless encoding: 0 fp32 (exact), 1 fp16 */
         int n_boundary_bits, n_boundary_encodings; /* per-boundary overrides (stage k -> k+1) */
         char boundary_bits[SQ_CONFIG_LIST_MAX][8];
         char boundary_encodings[SQ_CONFIG_LIST_MAX][16];
@@ -139,6 +143,8 @@ sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label);
  * k+1): the per-boundary override when given, else the codec section's. */
 int sq_config_codec_encoding(const sq_config_t *cfg, int boundary);
 int sq_config_codec_bits(const sq_config_t *cfg, int boundary);
+/* The full codec parameters of boundary k, as the workers use them. */
+sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary);
 
 /* Hash of everything that must agree between the stages of one job (every
  * key but file paths, which may differ per node). */
