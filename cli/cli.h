@@ -17,6 +17,7 @@ int sq_cmd_export(int argc, char **argv);
 int sq_cmd_tokenize(int argc, char **argv);
 int sq_cmd_worker(int argc, char **argv);
 int sq_cmd_launch(int argc, char **argv);
+int sq_cmd_plan(int argc, char **argv);
 
 
 /* Parse "1,2,3" into ids; returns count or -1 with a message on stderr. */

@@ -13,6 +13,8 @@ static const sq_cli_cmd_t commands[] = {
     {"train", "zeroth-order fine-tuning in one process (MeZO/SPSA), with resume", sq_cmd_train},
     {"launch", "run every stage of a pipelined ZO job on this machine", sq_cmd_launch},
     {"worker", "run one stage of a pipelined ZO job (srun/mpirun friendly)", sq_cmd_worker},
+    {"plan", "profile the model and choose pipeline stage boundaries (writes a plan file)",
+     sq_cmd_plan},
     {"export", "write a run's fine-tuned model as an HF folder", sq_cmd_export},
     {"tokenize", "GPT-2 BPE tokenization of JSONL text", sq_cmd_tokenize},
     {"bench", "benchmarks: forward, memory, codec, codec-real, zo", sq_bench_main},

@@ -278,6 +278,57 @@ static void test_launch(void **state)
     assert_same_weights(single, out, 3, 6);
 }
 
+static void test_plan_then_launch(void **state)
+{
+    (void)state;
+    char job[512], out[512], single[512], plan[512], report[512], path[600], set[600];
+    snprintf(out, sizeof out, "%s/pipe-plan", tmpdir);
+    snprintf(job, sizeof job, "%s/job-plan.yaml", tmpdir);
+    snprintf(plan, sizeof plan, "%s/plan.yaml", tmpdir);
+    snprintf(report, sizeof report, "%s/plan-report", tmpdir);
+    write_job(job, out, 1, "", 1, NULL);
+    single_process_reference(job, 1, single, sizeof single);
+    char *pv[] = {"sparq", "plan", "--config", job, "--stages", "3", "--calib-batches", "1",
+                  "--reps", "1", "--fidelity-steps", "2", "-o", plan, "--report", report,
+                  "--quiet", NULL};
+    assert_int_equal(wait_status(spawn(pv)), 0);
+    size_t len;
+    char *text = read_all(plan, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "plan_units: 20"));
+    assert_non_null(strstr(text, "boundary_encodings: [lossless, lossless]"));
+    free(text);
+    static const char *files[] = {"plan.md", "plan.svg", "profile.csv"};
+    static const char *needles[] = {"## Split candidates", "<svg", "L3.mlp_act"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", report, files[i]);
+        text = read_all(path, &len);
+        assert_non_null(text);
+        assert_non_null(strstr(text, needles[i]));
+        free(text);
+    }
+    /* the plan's 3 stages run through the launcher to the single-process weights */
+    snprintf(set, sizeof set, "pipeline.plan=%s", plan);
+    char *lv[] = {"sparq", "launch", job, "--set", set, "--quiet", NULL};
+    assert_int_equal(wait_status(spawn(lv)), 0);
+    assert_same_weights(single, out, 3, 6);
+    /* a plan made for another model is refused */
+    FILE *f = fopen(plan, "w");
+    assert_non_null(f);
+    fprintf(f, "pipeline:\n  stages: 2\n  boundaries: [4]\n  plan_units: 29\n");
+    fclose(f);
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "'%s' worker --config '%s' --stage 0 --set '%s' --set output=%s/x "
+                              "--quiet 2> '%s/bad-plan.err'",
+             sparq_bin, job, set, tmpdir, tmpdir);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/bad-plan.err", tmpdir);
+    text = read_all(path, &len);
+    assert_non_null(text);
+    if (!strstr(text, "made for a model of 29 units; this model has 20")) fail_msg("%s", text);
+    free(text);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -294,6 +345,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_kill_then_resume),
         cmocka_unit_test(test_stranger_refused),
         cmocka_unit_test(test_launch),
+        cmocka_unit_test(test_plan_then_launch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -325,6 +325,37 @@ static void test_bad_configs(void **state)
     expect_config_error("- a\n- b\n", SQ_ERR_CONFIG, "must be a mapping");
     snprintf(y, sizeof y, "%stask:\n  labels: x\n", "model: m\n");
     expect_config_error(y, SQ_ERR_CONFIG, "task.labels: expected a list");
+
+    /* plan files: only placement and codec keys, one source of boundaries, sizes agree */
+    char plan[512];
+    snprintf(plan, sizeof plan, "%s/plan.yaml", tmpdir);
+    snprintf(y, sizeof y, "%spipeline:\n  plan: plan.yaml\n", base);
+    write_text(plan, "pipeline:\n  stages: 2\n  boundaries: [7]\ntrain:\n  steps: 9\n");
+    expect_config_error(y, SQ_ERR_CONFIG, "plan.yaml:5: \"train.steps\" cannot be set by a plan");
+    write_text(plan, "pipeline:\n  stages: 3\n  boundaries: [7]\n");
+    expect_config_error(y, SQ_ERR_CONFIG, "pipeline.boundaries: 1 entries for 3 stages");
+    snprintf(y, sizeof y, "%spipeline:\n  plan: missing.yaml\n", base);
+    expect_config_error(y, SQ_ERR_IO, "missing.yaml: cannot open");
+    snprintf(y, sizeof y, "%spipeline:\n  plan: plan.yaml\n  boundaries: [4]\n", base);
+    expect_config_error(y, SQ_ERR_CONFIG, "pipeline.plan and pipeline.boundaries are both given");
+
+    /* a good plan sets the split; a plan for another model is refused at stage setup */
+    write_text(plan, "pipeline:\n  stages: 2\n  boundaries: [7]\n  plan_units: 20\n"
+                     "codec:\n  boundary_bits: [4]\n");
+    snprintf(y, sizeof y, "%spipeline:\n  plan: plan.yaml\n", base);
+    char path[512];
+    snprintf(path, sizeof path, "%s/good.yaml", tmpdir);
+    write_text(path, y);
+    sq_config_t cfg;
+    assert_int_equal(sq_config_load(path, &cfg), SQ_OK);
+    assert_int_equal(cfg.pipeline.stages, 2);
+    assert_int_equal(sq_config_codec_bits(&cfg, 0), 4);
+    int b, e;
+    assert_int_equal(sq_config_stage_units(&cfg, 20, 6, 1, &b, &e), SQ_OK);
+    assert_int_equal(b, 7);
+    assert_int_equal(e, 20);
+    assert_int_equal(sq_config_stage_units(&cfg, 29, 9, 1, &b, &e), SQ_ERR_CONFIG);
+    assert_non_null(strstr(sq_error_last(), "made for a model of 20 units; this model has 29"));
 }
 
 static void test_bad_data(void **state)
