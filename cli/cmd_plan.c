@@ -34,6 +34,8 @@ static void plan_usage(FILE *f)
             "  --calib-batches N    micro-batches the densities are measured on (default 4)\n"
             "  --reps N             timing repetitions, median (default 5)\n"
             "  --fidelity-steps N   steps of the gradient-fidelity check (default 16; 0: skip)\n"
+            "  --min-fidelity R     per boundary, send the fewest-bytes bit width (8/4/2) whose\n"
+            "                       gradient correlation is >= R (default: the job's codec.bits)\n"
             "  -o, --out FILE       plan file to write (default plan.yaml)\n"
             "  --report DIR         write DIR/plan.md, DIR/plan.svg and DIR/profile.csv\n"
             "                       (default: the Markdown report goes to stdout)\n"
@@ -84,10 +86,11 @@ int sq_cmd_plan(int argc, char **argv)
         {"calib-batches", required_argument, 0, 'n'}, {"reps", required_argument, 0, 'r'},
         {"fidelity-steps", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
         {"report", required_argument, 0, 'R'},     {"quiet", no_argument, 0, 'q'},
+        {"min-fidelity", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *config = NULL, *sets[64], *out = "plan.yaml", *report = NULL;
     int n_sets = 0, stages = 0, c;
-    double link_gbps = 10, mem_mb = 0, slack = 0.05, v;
+    double link_gbps = 10, mem_mb = 0, slack = 0.05, min_fid = 0, v;
     sq_plan_profile_opts_t po = {.calib_batches = 4, .reps = 5, .fid_steps = 16};
     int balance_only = 0;
     optind = 1;
@@ -124,6 +127,12 @@ int sq_cmd_plan(int argc, char **argv)
             if (!parse_double("--fidelity-steps", optarg, 0, &v)) return 2;
             po.fid_steps = (int)v;
             break;
+        case 'F':
+            if (!parse_double("--min-fidelity", optarg, -1, &min_fid) || min_fid > 1) {
+                fprintf(stderr, "sparq plan: --min-fidelity: a correlation in (0, 1]\n");
+                return 2;
+            }
+            break;
         case 'o': out = optarg; break;
         case 'R': report = optarg; break;
         case 'q': po.quiet = 1; break;
@@ -143,10 +152,22 @@ int sq_cmd_plan(int argc, char **argv)
     if (st != SQ_OK) return sq_cli_fail("plan", st);
     if (stages <= 0) stages = cfg.pipeline.stages > 1 ? cfg.pipeline.stages : 2;
     if (po.fid_steps > 0 && balance_only) po.fid_steps = 0; /* the baseline ignores the codec */
+    if (min_fid > 0 && po.fid_steps < 2) {
+        fprintf(stderr, "sparq plan: --min-fidelity needs --fidelity-steps >= 2%s\n",
+                balance_only ? " (and no --balance-only)" : "");
+        return 2;
+    }
 
     sq_plan_profile_t *prof = NULL;
     st = sq_plan_profile(&cfg, &po, &prof);
     if (st != SQ_OK) return sq_cli_fail("plan", st);
+    if (min_fid > 0) {
+        int unmet = sq_plan_choose_bits(prof, min_fid);
+        if (unmet)
+            fprintf(stderr, "sparq plan: warning: at %d of %d candidates no bit width reaches "
+                            "gradient correlation %.3f; those send 8-bit\n",
+                    unmet, prof->n_units - 1, min_fid);
+    }
     sq_plan_opts_t o = {.stages = stages, .link_bytes_per_s = link_gbps * 1e9 / 8,
                         .mem_cap_bytes = mem_mb * 1e6, .slack = slack,
                         .balance_only = balance_only};

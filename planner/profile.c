@@ -40,6 +40,25 @@ void sq_plan_unit_name(const sq_model_config_t *cfg, int u, char *buf, size_t ca
     else snprintf(buf, cap, "L%d.%s", layer, sq_unit_kind_name(k));
 }
 
+int sq_plan_choose_bits(sq_plan_profile_t *p, double min_corr)
+{
+    int unmet = 0;
+    p->min_fidelity = min_corr;
+    for (int i = 0; i < p->n_units - 1; i++) {
+        sq_plan_cand_t *c = &p->cands[i];
+        c->use = 0; /* 8-bit: the most faithful, when nothing meets the bar */
+        int met = 0;
+        for (int b = 0; b < SQ_PLAN_N_BITS; b++)
+            if (c->fid_steps > 0 && c->fid_corr[b] >= min_corr &&
+                (!met || c->codec_bytes[b] < c->codec_bytes[c->use])) {
+                c->use = b;
+                met = 1;
+            }
+        unmet += !met;
+    }
+    return unmet;
+}
+
 void sq_plan_profile_free(sq_plan_profile_t *p)
 {
     if (!p) return;
@@ -264,7 +283,7 @@ static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_
 {
     const int U = c->n_units;
     double *zeros = calloc((size_t)U, sizeof *zeros), *values = calloc((size_t)U, sizeof *values);
-    double *err2 = calloc((size_t)U, sizeof *err2), *sum2 = calloc((size_t)U, sizeof *sum2);
+    double *err2 = calloc((size_t)U * SQ_PLAN_N_BITS, sizeof *err2), *sum2 = calloc((size_t)U, sizeof *sum2);
     double *tt = malloc(sizeof *tt * (size_t)reps * 2);
     if (!zeros || !values || !err2 || !sum2 || !tt) {
         free(zeros), free(values), free(err2), free(sum2), free(tt);
@@ -302,8 +321,8 @@ static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_
                 for (int l = 0; l < SQ_PLAN_N_LAYOUTS; l++) pc->bytes_per_token[bi][l] += s.size[l];
             }
             if (st != SQ_OK) break;
-            /* the job's codec: bytes, timing (first batch) and error, then the exact
-             * values go back so the next unit sees what exact transport gives */
+            /* the job's codec at each bit width: bytes, timing (first batch) and error;
+             * then the exact values go back, so the next unit sees exact transport */
             float *save = c->save;
             int64_t off = 0;
             for (int k = 0; k < bd.n_tensors; k++) {
@@ -311,28 +330,32 @@ static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_
                 off += sq_tensor_numel(&bd.t[k]);
             }
             const int R = ib == 0 ? reps : 1;
-            for (int r = 0; st == SQ_OK && r < R; r++) {
-                sq_plan_codec_sum_t s = {0};
-                st = sq_plan_codec_boundary(c, &bd, &job, 1, &s);
-                tt[r] = s.enc_s;
-                tt[reps + r] = s.dec_s;
-                if (r == 0) pc->codec_bytes_per_token += s.bytes;
-                off = 0;
-                for (int k = 0; st == SQ_OK && k < bd.n_tensors; k++) {
-                    float *x = bd.t[k].data;
-                    const int64_t n = sq_tensor_numel(&bd.t[k]);
-                    if (r == 0)
-                        for (int64_t i = 0; i < n; i++) {
-                            double d = (double)x[i] - save[off + i];
-                            err2[u] += d * d;
-                        }
-                    memcpy(x, save + off, sizeof(float) * (size_t)n);
-                    off += n;
+            for (int bi = 0; st == SQ_OK && bi < SQ_PLAN_N_BITS; bi++) {
+                sq_codec_params_t q = job;
+                q.bits = sq_plan_bits[bi];
+                for (int r = 0; st == SQ_OK && r < R; r++) {
+                    sq_plan_codec_sum_t s = {0};
+                    st = sq_plan_codec_boundary(c, &bd, &q, 1, &s);
+                    tt[r] = s.enc_s;
+                    tt[reps + r] = s.dec_s;
+                    if (r == 0) pc->codec_bytes[bi] += s.bytes;
+                    off = 0;
+                    for (int k = 0; st == SQ_OK && k < bd.n_tensors; k++) {
+                        float *x = bd.t[k].data;
+                        const int64_t n = sq_tensor_numel(&bd.t[k]);
+                        if (r == 0)
+                            for (int64_t i = 0; i < n; i++) {
+                                double d = (double)x[i] - save[off + i];
+                                err2[(size_t)u * SQ_PLAN_N_BITS + bi] += d * d;
+                            }
+                        memcpy(x, save + off, sizeof(float) * (size_t)n);
+                        off += n;
+                    }
                 }
-            }
-            if (st == SQ_OK && ib == 0) {
-                pc->enc_s = sq_plan_median(tt, R);
-                pc->dec_s = sq_plan_median(tt + reps, R);
+                if (st == SQ_OK && ib == 0) {
+                    pc->enc_s[bi] = sq_plan_median(tt, R);
+                    pc->dec_s[bi] = sq_plan_median(tt + reps, R);
+                }
             }
         }
         if (st == SQ_OK && !o->quiet)
@@ -347,10 +370,14 @@ static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_
             pc->density[bi] /= values[u];
             for (int l = 0; l < SQ_PLAN_N_LAYOUTS; l++) pc->bytes_per_token[bi][l] /= tokens;
         }
-        pc->codec_bytes_per_token /= tokens;
+        for (int bi = 0; bi < SQ_PLAN_N_BITS; bi++) {
+            pc->codec_bytes[bi] /= tokens;
+            const double e2 = err2[(size_t)u * SQ_PLAN_N_BITS + bi];
+            pc->rel_rms_err[bi] = sum2[u] > 0 ? sqrt(e2 / sum2[u]) : 0.0;
+            if (sq_plan_bits[bi] == job.bits) pc->use = bi;
+        }
         pc->fp16_bytes_per_token = 2.0 * values[u] / tokens;
         pc->fp32_bytes_per_token = 4.0 * values[u] / tokens;
-        pc->rel_rms_err = sum2[u] > 0 ? sqrt(err2[u] / sum2[u]) : 0.0;
     }
     free(zeros), free(values), free(err2), free(sum2), free(tt);
     return st;

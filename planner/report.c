@@ -41,7 +41,10 @@ sq_status_t sq_plan_write_yaml(const sq_plan_profile_t *p, const sq_plan_t *plan
     fprintf(f, "]\n  plan_units: %d\n", p->n_units);
     if (plan->stages > 1) {
         fprintf(f, "codec:\n  boundary_bits: [");
-        for (int s = 1; s < plan->stages; s++) fprintf(f, "%s%d", s > 1 ? ", " : "", p->codec.bits);
+        for (int s = 1; s < plan->stages; s++)
+            fprintf(f, "%s%d", s > 1 ? ", " : "",
+                    plan->balance_only ? p->codec.bits
+                                       : sq_plan_bits[p->cands[plan->st[s].begin - 1].use]);
         fprintf(f, "]\n  boundary_encodings: [");
         for (int s = 1; s < plan->stages; s++)
             fprintf(f, "%s%s", s > 1 ? ", " : "",
@@ -124,34 +127,39 @@ void sq_plan_write_report(const sq_plan_profile_t *p, const sq_plan_t *plan,
                 pu->update_s * 1e3, pu->param_bytes / 1e6, pu->act_bytes / 1e6);
     }
     const int has_fid = p->n_units > 1 && p->cands[0].fid_steps > 0;
-    fprintf(f, "\n## Split candidates\n\nBytes per token of the smallest layout at each bit "
-               "width; `cut` marks the plan's boundaries (`base`: the baseline's).\n\n"
-               "| before unit | candidate | tensors | exact zeros | density 8/4/2-bit | "
-               "fp16 B/tok | 8-bit | 4-bit | 2-bit | job codec B/tok | vs fp16 | rel. RMS err | "
-               "enc+dec ms |%s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|%s\n",
-            has_fid ? " g corr | g rel. err | sign agree" : "", has_fid ? "---|---|---|" : "");
+    fprintf(f, "\n## Split candidates\n\nBytes per token with the job's codec (%s layout, %s "
+               "rounding) at 8/4/2 bits; `cut` marks the plan's boundaries (`base`: the "
+               "baseline's); `sends` is the bit width the plan uses there%s.\n\n"
+               "| before unit | candidate | tensors | exact zeros | density 8/4/2-bit | fp16 B/tok "
+               "| B/tok 8 / 4 / 2 | %% of fp16 8 / 4 / 2 | rel. RMS err 8 / 4 / 2 | enc+dec ms 8-bit |"
+               "%s sends |\n|---|---|---|---|---|---|---|---|---|---|%s---|\n",
+            sq_codec_encoding_name(p->codec.encoding),
+            p->codec.rounding == SQ_CODEC_ROUND_NEAREST ? "nearest" : "stochastic",
+            p->min_fidelity > 0 ? " (the fewest bytes with gradient correlation >= min-fidelity)"
+                                : "",
+            has_fid ? " g corr 8 / 4 / 2 | g rel. err 8 / 4 / 2 |" : "", has_fid ? "---|---|" : "");
     for (int i = 0; i < p->n_units - 1; i++) {
         const sq_plan_cand_t *c = &p->cands[i];
-        const char *mark = is_cut(plan, c->cand.unit) ? " **cut**" : "";
-        const char *bmark = is_cut(baseline, c->cand.unit) ? " base" : "";
-        fprintf(f, "| %d | %s%s%s | %s%s%s | %.1f%% | %.1f / %.1f / %.1f%% | %.0f | %.1f | %.1f | "
-                   "%.1f | %.1f | %.1f%% | %.4f | %.3f |",
-                c->cand.unit, c->cand.name, mark, bmark, c->cand.tensors[0],
+        const double h = c->fp16_bytes_per_token;
+        fprintf(f, "| %d | %s%s%s | %s%s%s | %.1f%% | %.1f / %.1f / %.1f%% | %.0f | %.1f / %.1f / %.1f "
+                   "| %.1f / %.1f / %.1f%% | %.4f / %.3f / %.3f | %.3f |",
+                c->cand.unit, c->cand.name, is_cut(plan, c->cand.unit) ? " **cut**" : "",
+                is_cut(baseline, c->cand.unit) ? " base" : "", c->cand.tensors[0],
                 c->cand.n_tensors > 1 ? "+" : "", c->cand.n_tensors > 1 ? c->cand.tensors[1] : "",
-                100 * c->zero_frac, 100 * c->density[0], 100 * c->density[1], 100 * c->density[2],
-                c->fp16_bytes_per_token, c->bytes_per_token[0][SQ_PLAN_AUTO],
-                c->bytes_per_token[1][SQ_PLAN_AUTO], c->bytes_per_token[2][SQ_PLAN_AUTO],
-                c->codec_bytes_per_token, 100 * c->codec_bytes_per_token / c->fp16_bytes_per_token,
-                c->rel_rms_err, (c->enc_s + c->dec_s) * 1e3);
+                100 * c->zero_frac, 100 * c->density[0], 100 * c->density[1], 100 * c->density[2], h,
+                c->codec_bytes[0], c->codec_bytes[1], c->codec_bytes[2], 100 * c->codec_bytes[0] / h,
+                100 * c->codec_bytes[1] / h, 100 * c->codec_bytes[2] / h, c->rel_rms_err[0],
+                c->rel_rms_err[1], c->rel_rms_err[2], (c->enc_s[0] + c->dec_s[0]) * 1e3);
         if (has_fid)
-            fprintf(f, " %.4f | %.4f | %.2f |", c->fid_corr, c->fid_rel_err, c->fid_sign);
-        fputc('\n', f);
+            fprintf(f, " %.3f / %.3f / %.3f | %.3f / %.3f / %.3f |", c->fid_corr[0], c->fid_corr[1],
+                    c->fid_corr[2], c->fid_rel_err[0], c->fid_rel_err[1], c->fid_rel_err[2]);
+        fprintf(f, " %d |\n", sq_plan_bits[c->use]);
     }
     if (has_fid)
         fprintf(f, "\nGradient fidelity: projected gradients g = (L+ - L-)/2eps of %d steps (the "
                    "job's seeds and batches) with the codec at that one candidate vs exact "
-                   "transport; correlation over the steps, ||g_codec - g_exact|| / ||g_exact||, "
-                   "and the fraction of steps whose sign agrees.\n",
+                   "transport: correlation over the steps, and ||g_codec - g_exact|| / "
+                   "||g_exact||.\n",
                 p->cands[0].fid_steps);
 }
 
@@ -163,8 +171,12 @@ void sq_plan_write_csv(const sq_plan_profile_t *p, FILE *f)
         for (int l = 0; l < SQ_PLAN_N_LAYOUTS; l++)
             fprintf(f, ",bytes_per_token_%d_%s", sq_plan_bits[b], layout_names[l]);
     }
-    fprintf(f, ",codec_bytes_per_token,rel_rms_err,enc_ms,dec_ms,fid_steps,fid_corr,fid_rel_err,"
-               "fid_sign\n");
+    for (int b = 0; b < SQ_PLAN_N_BITS; b++)
+        fprintf(f, ",codec_bytes_per_token_%d,rel_rms_err_%d,enc_ms_%d,dec_ms_%d,fid_corr_%d,"
+                   "fid_rel_err_%d,fid_sign_%d",
+                sq_plan_bits[b], sq_plan_bits[b], sq_plan_bits[b], sq_plan_bits[b],
+                sq_plan_bits[b], sq_plan_bits[b], sq_plan_bits[b]);
+    fprintf(f, ",fid_steps,plan_bits\n");
     for (int i = 0; i < p->n_units - 1; i++) {
         const sq_plan_cand_t *c = &p->cands[i];
         fprintf(f, "%d,%s,%s%s%s,%.6f,%.3f,%.3f", c->cand.unit, c->cand.name, c->cand.tensors[0],
@@ -174,8 +186,10 @@ void sq_plan_write_csv(const sq_plan_profile_t *p, FILE *f)
             fprintf(f, ",%.6f", c->density[b]);
             for (int l = 0; l < SQ_PLAN_N_LAYOUTS; l++) fprintf(f, ",%.3f", c->bytes_per_token[b][l]);
         }
-        fprintf(f, ",%.3f,%.6f,%.4f,%.4f,%d,%.6f,%.6f,%.4f\n", c->codec_bytes_per_token,
-                c->rel_rms_err, c->enc_s * 1e3, c->dec_s * 1e3, c->fid_steps, c->fid_corr,
-                c->fid_rel_err, c->fid_sign);
+        for (int b = 0; b < SQ_PLAN_N_BITS; b++)
+            fprintf(f, ",%.3f,%.6f,%.4f,%.4f,%.6f,%.6f,%.4f", c->codec_bytes[b], c->rel_rms_err[b],
+                    c->enc_s[b] * 1e3, c->dec_s[b] * 1e3, c->fid_corr[b], c->fid_rel_err[b],
+                    c->fid_sign[b]);
+        fprintf(f, ",%d,%d\n", c->fid_steps, sq_plan_bits[c->use]);
     }
 }

@@ -20,14 +20,20 @@ typedef struct costs {
     double *act_max;                       /* [U * U]: max act_bytes over [a, b) at a*U + b-1 */
     double F, tokens, link;
     int balance_only;
+    int job_bits; /* >= 0: every boundary sends this bit width (index), not the candidate's `use` */
 } costs_t;
+
+static int bits_at(const costs_t *k, const sq_plan_cand_t *c)
+{
+    return k->job_bits >= 0 ? k->job_bits : c->use;
+}
 
 /* Bytes per token the plan sends at the boundary before unit u (0 < u < U):
  * the job's codec, or dense fp16 for balance-only (sparsity ignored). */
 static double boundary_bytes(const sq_plan_profile_t *p, const costs_t *k, int u)
 {
     const sq_plan_cand_t *c = &p->cands[u - 1];
-    return k->balance_only ? c->fp16_bytes_per_token : c->codec_bytes_per_token;
+    return k->balance_only ? c->fp16_bytes_per_token : c->codec_bytes[bits_at(k, c)];
 }
 
 static void stage_figures(const sq_plan_profile_t *p, const costs_t *k, int a, int b,
@@ -39,14 +45,15 @@ static void stage_figures(const sq_plan_profile_t *p, const costs_t *k, int a, i
     s->end = b;
     s->compute_s = k->F * (k->pre_fwd[b] - k->pre_fwd[a]) + (k->pre_upd[b] - k->pre_upd[a]);
     if (!k->balance_only) {
-        if (a > 0) s->codec_s += k->F * p->cands[a - 1].dec_s;
-        if (b < U) s->codec_s += k->F * p->cands[b - 1].enc_s;
-        if (b < U && k->link > 0)
-            s->transfer_s = k->F * k->tokens * p->cands[b - 1].codec_bytes_per_token / k->link;
+        const sq_plan_cand_t *in = a > 0 ? &p->cands[a - 1] : NULL;
+        const sq_plan_cand_t *out = b < U ? &p->cands[b - 1] : NULL;
+        if (in) s->codec_s += k->F * in->dec_s[bits_at(k, in)];
+        if (out) s->codec_s += k->F * out->enc_s[bits_at(k, out)];
+        if (out) s->out_bytes_per_token = out->codec_bytes[bits_at(k, out)];
+        if (out && k->link > 0) s->transfer_s = k->F * k->tokens * s->out_bytes_per_token / k->link;
     }
     s->time_s = s->compute_s + s->codec_s + s->transfer_s;
     s->mem_bytes = (k->pre_param[b] - k->pre_param[a]) + k->act_max[(size_t)a * U + b - 1];
-    s->out_bytes_per_token = b < U ? p->cands[b - 1].codec_bytes_per_token : 0.0;
 }
 
 static double stage_time(const sq_plan_profile_t *p, const costs_t *k, int a, int b, double cap)
@@ -65,6 +72,7 @@ static sq_status_t costs_init(const sq_plan_profile_t *p, const sq_plan_opts_t *
     k->tokens = p->tokens_per_micro;
     k->link = o->link_bytes_per_s;
     k->balance_only = o->balance_only;
+    k->job_bits = -1;
     k->pre_fwd = calloc((size_t)U + 1, sizeof(double));
     k->pre_upd = calloc((size_t)U + 1, sizeof(double));
     k->pre_param = calloc((size_t)U + 1, sizeof(double));
@@ -152,7 +160,11 @@ void sq_plan_evaluate(const sq_plan_profile_t *p, const sq_plan_opts_t *opts, co
         costs_free(&k);
         return;
     }
-    k.balance_only = 0; /* report what the plan really sends, with the job's codec */
+    /* report what the plan really sends; the balance-only baseline sends the job's
+     * codec.bits everywhere (it knows nothing of per-boundary choices) */
+    k.balance_only = 0;
+    for (int b = 0; opts->balance_only && b < SQ_PLAN_N_BITS; b++)
+        if (sq_plan_bits[b] == p->codec.bits) k.job_bits = b;
     double sum_compute = 0;
     for (int s = 0; s < opts->stages; s++) {
         sq_plan_stage_t *st = &out->st[s];

@@ -43,7 +43,7 @@ sq_status_t sq_plan_write_svg(const sq_plan_profile_t *p, const sq_plan_t *plan,
     const int m = n < 1024 ? n : 1024;
     for (int i = 0; i < m; i++) {
         for (int b = 0; b < SQ_PLAN_N_BITS; b++) v[b][i] = p->cands[i].density[b];
-        bytes[i] = p->cands[i].codec_bytes_per_token;
+        bytes[i] = sq_plan_cand_bytes(&p->cands[i]);
         fp16[i] = p->cands[i].fp16_bytes_per_token;
         if (fp16[i] > bmax) bmax = fp16[i];
     }
@@ -83,7 +83,7 @@ sq_status_t sq_plan_write_svg(const sq_plan_profile_t *p, const sq_plan_t *plan,
     polyline(f, fp16, m, bmax, "#000", " stroke-dasharray=\"4,3\"");
     /* legend */
     const char *names[] = {"density 8-bit", "density 4-bit", "density 2-bit",
-                           "job codec bytes/token", "fp16 bytes/token", "plan boundary",
+                           "plan codec bytes/token", "fp16 bytes/token", "plan boundary",
                            "baseline boundary"};
     const char *lc[] = {colors[0], colors[1], colors[2], "#ff7f0e", "#000", "#d62728", "#888"};
     for (int i = 0; i < 7; i++) {

@@ -57,22 +57,24 @@ typedef struct sq_plan_unit {
     int64_t n_params;    /* parameter elements */
 } sq_plan_unit_t;
 
-/* One split candidate: the boundary before unit `cand.unit`. */
+/* One split candidate: the boundary before unit `cand.unit`. Arrays indexed
+ * [b] are per bit width sq_plan_bits[b]. */
 typedef struct sq_plan_cand {
     sq_split_candidate_t cand;
     double zero_frac;    /* exact zeros among the crossing values */
     double density[SQ_PLAN_N_BITS];                       /* non-zero codes / values */
-    double bytes_per_token[SQ_PLAN_N_BITS][SQ_PLAN_N_LAYOUTS]; /* encoded message bytes */
+    double bytes_per_token[SQ_PLAN_N_BITS][SQ_PLAN_N_LAYOUTS]; /* per layout, per-token scales */
     double fp16_bytes_per_token, fp32_bytes_per_token;
-    /* with the job's codec (the one the plan will use) */
-    double codec_bytes_per_token;
-    double enc_s, dec_s; /* one micro-batch, all crossing tensors */
-    double rel_rms_err;  /* ||x - x^|| / ||x|| */
+    /* the job's codec (its layout, scales, rounding) at each bit width */
+    double codec_bytes[SQ_PLAN_N_BITS]; /* message bytes per token */
+    double enc_s[SQ_PLAN_N_BITS], dec_s[SQ_PLAN_N_BITS]; /* one micro-batch, all tensors */
+    double rel_rms_err[SQ_PLAN_N_BITS];                 /* ||x - x^|| / ||x|| */
     /* gradient fidelity (fid_steps == 0: not measured) */
     int fid_steps;
-    double fid_corr;     /* Pearson correlation of g_codec with g_exact over the steps */
-    double fid_rel_err;  /* ||g_codec - g_exact|| / ||g_exact|| */
-    double fid_sign;     /* fraction of steps where the signs agree */
+    double fid_corr[SQ_PLAN_N_BITS];    /* Pearson correlation of g_codec with g_exact */
+    double fid_rel_err[SQ_PLAN_N_BITS]; /* ||g_codec - g_exact|| / ||g_exact|| */
+    double fid_sign[SQ_PLAN_N_BITS];    /* fraction of steps whose signs agree */
+    int use;             /* the bit width (index) a plan sends at this candidate */
 } sq_plan_cand_t;
 
 typedef struct sq_plan_profile {
@@ -85,6 +87,7 @@ typedef struct sq_plan_profile {
     double tokens_per_micro; /* mean B x T of the calibration micro-batches (padding included) */
     int fwd_per_step;        /* 2 * n_spsa * micro_batches */
     sq_codec_params_t codec; /* the job's codec (per-boundary overrides ignored) */
+    double min_fidelity;     /* > 0: bits chosen per candidate by sq_plan_choose_bits */
     int tied_embeddings;
 } sq_plan_profile_t;
 
@@ -96,10 +99,19 @@ typedef struct sq_plan_profile_opts {
     int quiet;               /* no progress lines on stderr */
 } sq_plan_profile_opts_t;
 
-/* Profile the job's model with the job's task/codec/selection. */
+/* Profile the job's model with the job's task/codec/selection. Every
+ * candidate starts with `use` = the job's codec.bits. */
 sq_status_t sq_plan_profile(const sq_config_t *cfg, const sq_plan_profile_opts_t *opts,
                             sq_plan_profile_t **out);
 void sq_plan_profile_free(sq_plan_profile_t *p);
+
+/* Per candidate, the fewest-bytes bit width whose gradient correlation is at
+ * least min_corr (8-bit when none is). Needs the fidelity measured. Returns
+ * how many candidates had no bit width meeting it. */
+int sq_plan_choose_bits(sq_plan_profile_t *p, double min_corr);
+
+/* What a plan sends at candidate c: bytes per token and codec seconds. */
+static inline double sq_plan_cand_bytes(const sq_plan_cand_t *c) { return c->codec_bytes[c->use]; }
 
 typedef struct sq_plan_opts {
     int stages;

@@ -39,9 +39,10 @@ static sq_plan_profile_t *random_profile(int U)
         c->cand.unit = i + 1;
         snprintf(c->cand.name, sizeof c->cand.name, "c%d", i + 1);
         c->fp16_bytes_per_token = urand() < 0.3 ? 1000 : 200;
-        c->codec_bytes_per_token = c->fp16_bytes_per_token * (0.05 + 0.5 * urand());
-        c->enc_s = 1e-5 * urand();
-        c->dec_s = 1e-5 * urand();
+        c->use = (int)(urand() * SQ_PLAN_N_BITS);
+        c->codec_bytes[c->use] = c->fp16_bytes_per_token * (0.05 + 0.5 * urand());
+        c->enc_s[c->use] = 1e-5 * urand();
+        c->dec_s[c->use] = 1e-5 * urand();
     }
     return p;
 }
@@ -156,8 +157,8 @@ static void test_prefers_sparse_boundary(void **state)
     (void)state;
     sq_plan_profile_t *p = random_profile(8);
     for (int u = 0; u < 8; u++) p->units[u].fwd_s = 1e-3, p->units[u].update_s = 0;
-    for (int i = 0; i < 7; i++) p->cands[i].codec_bytes_per_token = 100;
-    p->cands[4].codec_bytes_per_token = 10; /* boundary before unit 5 */
+    for (int i = 0; i < 7; i++) p->cands[i].codec_bytes[p->cands[i].use] = 100;
+    p->cands[4].codec_bytes[p->cands[4].use] = 10; /* boundary before unit 5 */
     sq_plan_opts_t o = {.stages = 2, .link_bytes_per_s = 1e9, .slack = 0.3};
     sq_plan_t pl;
     assert_int_equal(sq_plan_solve(p, &o, &pl), SQ_OK);
@@ -168,12 +169,34 @@ static void test_prefers_sparse_boundary(void **state)
     free_profile(p);
 }
 
+/* Bits per boundary: the fewest bytes among the bit widths that keep the
+ * gradient correlation, 8-bit where none does. */
+static void test_choose_bits(void **state)
+{
+    (void)state;
+    sq_plan_profile_t *p = random_profile(3);
+    const double corr[2][3] = {{0.999, 0.97, 0.5}, {0.9, 0.8, 0.7}};
+    for (int i = 0; i < 2; i++)
+        for (int b = 0; b < 3; b++) {
+            p->cands[i].fid_steps = 8;
+            p->cands[i].fid_corr[b] = corr[i][b];
+            p->cands[i].codec_bytes[b] = 100.0 / (1 << b);
+        }
+    assert_int_equal(sq_plan_choose_bits(p, 0.95), 1);
+    assert_int_equal(sq_plan_bits[p->cands[0].use], 4);
+    assert_int_equal(sq_plan_bits[p->cands[1].use], 8);
+    assert_int_equal(sq_plan_choose_bits(p, 0.6), 0);
+    assert_int_equal(sq_plan_bits[p->cands[1].use], 2);
+    free_profile(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_brute_force),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_prefers_sparse_boundary),
+        cmocka_unit_test(test_choose_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
