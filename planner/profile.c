@@ -200,9 +200,9 @@ static sq_status_t profile_unit_alone(sq_plan_ctx_t *c, int u, int reps, sq_plan
     sq_status_t st = sq_selection_build(&c->cfg, m, &sel);
     double *t = malloc(sizeof *t * (size_t)reps);
     const int n = c->cfg.optimizer.n_spsa;
-    uint64_t seeds[64];
-    float g[64];
-    for (int k = 0; k < n && k < 64; k++) {
+    uint64_t seeds[SQ_MAX_SPSA];
+    float g[SQ_MAX_SPSA];
+    for (int k = 0; k < n; k++) {
         seeds[k] = sq_zo_step_seed(c->cfg.train.seed, 0, (uint32_t)k);
         g[k] = 0.0f; /* the update's cost does not depend on g; the weights stay put */
     }

@@ -54,7 +54,7 @@ const sq_config_key_t sq_config_keys[] = {
      schedules, "learning-rate schedule over train.steps"},
     {"optimizer.weight_decay", SQ_CFG_FLOAT, OFF(optimizer.weight_decay), 0, 0, "0", 0, 1e3, NULL,
      "decoupled weight decay (not applied to biases and norms)"},
-    {"optimizer.n_spsa", SQ_CFG_INT, OFF(optimizer.n_spsa), 0, 0, "1", 1, 1024, NULL,
+    {"optimizer.n_spsa", SQ_CFG_INT, OFF(optimizer.n_spsa), 0, 0, "1", 1, SQ_MAX_SPSA, NULL,
      "SPSA samples (seeds) averaged per step"},
     {"optimizer.perturbation", SQ_CFG_ENUM, OFF(optimizer.perturbation), 0, 0, "out_of_place", 0,
      0, perturb_modes, "out_of_place (theta written only by the update) or in_place"},
@@ -540,12 +540,25 @@ sq_status_t sq_config_stage_units(const sq_config_t *cfg, int n_units, int n_lay
     return SQ_OK;
 }
 
+/* A YAML double-quoted scalar that reads back as s: \, " and control bytes
+ * escaped (a label word or template may hold any of them). */
+static void print_quoted(const char *s, FILE *f)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f) fprintf(f, "\\x%02x", *c);
+        else fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
 static void print_value(const sq_config_t *cfg, const sq_config_key_t *k, FILE *f)
 {
     const char *p = (const char *)cfg + k->offset;
     switch (k->type) {
     case SQ_CFG_STR:
-    case SQ_CFG_PATH: fprintf(f, "\"%s\"", p); break;
+    case SQ_CFG_PATH: print_quoted(p, f); break;
     case SQ_CFG_INT: fprintf(f, "%d", *(const int *)p); break;
     case SQ_CFG_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case SQ_CFG_FLOAT: fprintf(f, "%.17g", *(const double *)p); break;
@@ -553,7 +566,10 @@ static void print_value(const sq_config_t *cfg, const sq_config_key_t *k, FILE *
     case SQ_CFG_STRLIST: {
         int n = *(const int *)((const char *)cfg + k->count_offset);
         fputc('[', f);
-        for (int i = 0; i < n; i++) fprintf(f, "%s\"%s\"", i ? ", " : "", p + (size_t)i * k->size);
+        for (int i = 0; i < n; i++) {
+            if (i) fprintf(f, ", ");
+            print_quoted(p + (size_t)i * k->size, f);
+        }
         fputc(']', f);
         break;
     }

@@ -19,7 +19,7 @@ static int parse_entry(const char *line, sq_runlog_entry_t *e)
     const cJSON *g = cJSON_GetObjectItem(j, "g"), *lr = cJSON_GetObjectItem(j, "lr");
     int ok = cJSON_IsNumber(step) && cJSON_IsArray(seeds) && cJSON_IsArray(g) &&
              cJSON_IsNumber(lr) && cJSON_GetArraySize(seeds) == cJSON_GetArraySize(g) &&
-             cJSON_GetArraySize(g) >= 1 && cJSON_GetArraySize(g) <= 64;
+             cJSON_GetArraySize(g) >= 1 && cJSON_GetArraySize(g) <= SQ_MAX_SPSA;
     if (ok) {
         e->step = (int64_t)step->valuedouble;
         e->n = cJSON_GetArraySize(g);

@@ -23,8 +23,8 @@ enum { MSG_ACT = 1, MSG_GRAD = 2, MSG_RESUME = 3, MSG_EVAL = 4 };
 /* The gradient message: what the last stage decided for a step. */
 typedef struct grad_msg {
     int32_t n;
-    float g[64];
-    uint64_t seeds[64];
+    float g[SQ_MAX_SPSA];
+    uint64_t seeds[SQ_MAX_SPSA];
     double lplus, lminus;
     float lr;
 } grad_msg_t;

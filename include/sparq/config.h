@@ -20,6 +20,10 @@
 extern "C" {
 #endif
 
+/* Most SPSA samples per step (optimizer.n_spsa): run-log entries and the
+ * pipeline's gradient message hold this many. */
+#define SQ_MAX_SPSA 64
+
 #define SQ_CONFIG_PATH_MAX 1024
 #define SQ_CONFIG_LIST_MAX 16
 #define SQ_CONFIG_STR_MAX 256

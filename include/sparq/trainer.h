@@ -40,8 +40,8 @@ sq_status_t sq_zo_perturb_inplace(sq_model_t *m, const sq_selection_t *sel, uint
 typedef struct sq_runlog_entry {
     int64_t step;
     int n;
-    uint64_t seeds[64];
-    float g[64];
+    uint64_t seeds[SQ_MAX_SPSA];
+    float g[SQ_MAX_SPSA];
     float lr;
 } sq_runlog_entry_t;
 
@@ -81,8 +81,8 @@ typedef struct sq_trainer sq_trainer_t;
 
 typedef struct sq_step_result {
     int n;              /* SPSA samples */
-    uint64_t seeds[64];
-    float g[64];        /* projected gradient per sample */
+    uint64_t seeds[SQ_MAX_SPSA];
+    float g[SQ_MAX_SPSA];        /* projected gradient per sample */
     double lplus, lminus; /* mean over samples */
     float lr;
 } sq_step_result_t;
