@@ -9,6 +9,7 @@ int sq_bench_memory_main(int argc, char **argv);
 int sq_bench_zo_main(int argc, char **argv);
 int sq_bench_codec_main(int argc, char **argv);
 int sq_bench_codec_real_main(int argc, char **argv);
+int sq_bench_comm_main(int argc, char **argv);
 int sq_bench_pipeline_main(int argc, char **argv);
 int sq_bench_transport_main(int argc, char **argv);
 /* `sparq bench <name> ...` (argv[0] == "bench"). */

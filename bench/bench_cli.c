@@ -15,6 +15,8 @@ static const bench_entry_t benches[] = {
     {"codec", "codec compression and encode/decode GB/s over a density sweep", sq_bench_codec_main},
     {"codec-real", "codec on a model's real activations at every split candidate",
      sq_bench_codec_real_main},
+    {"comm", "bytes crossing each stage boundary of a job vs first-order and fp16 ZO",
+     sq_bench_comm_main},
     {"pipeline", "step time and its breakdown on 1, 2, 4 local stages", sq_bench_pipeline_main},
     {"transport", "activation-message bandwidth vs ucx_perftest ucp_am_bw", sq_bench_transport_main},
     {"zo", "time of a ZO step vs the two forward passes it contains", sq_bench_zo_main},
