@@ -7,6 +7,7 @@
 int sq_bench_forward_main(int argc, char **argv);
 int sq_bench_memory_main(int argc, char **argv);
 int sq_bench_zo_main(int argc, char **argv);
+int sq_bench_probe_main(int argc, char **argv);
 int sq_bench_codec_main(int argc, char **argv);
 int sq_bench_codec_real_main(int argc, char **argv);
 int sq_bench_comm_main(int argc, char **argv);

@@ -17,6 +17,8 @@ static const bench_entry_t benches[] = {
      sq_bench_codec_real_main},
     {"comm", "bytes crossing each stage boundary of a job vs first-order and fp16 ZO",
      sq_bench_comm_main},
+    {"probe", "first-order linear probes on a classification job's frozen features",
+     sq_bench_probe_main},
     {"pipeline", "step time and its breakdown on 1, 2, 4 local stages", sq_bench_pipeline_main},
     {"transport", "activation-message bandwidth vs ucx_perftest ucp_am_bw", sq_bench_transport_main},
     {"zo", "time of a ZO step vs the two forward passes it contains", sq_bench_zo_main},
