@@ -200,6 +200,8 @@ typedef struct comm {
     sq_selection_t sel;
     uint8_t *buf; /* one encoded message */
     size_t cap;
+    float **pair_x, **pair_hat; /* [S - 1]: ZO pair coding, the sender's x+ (then x- - x+) and
+                                   the receiver's decoded x+; NULL where the boundary is unpaired */
     double *terms; /* loss terms of the +eps and of the -eps pass */
     int max_terms;
     bd_acc_t *acc; /* [S - 1], one step */
@@ -212,20 +214,28 @@ static double median(double *x, int n)
 }
 
 /* Encode what crosses boundary k (stage k -> k+1) as the worker does (same
- * params, dither seed and stream), decode it back in place, account. */
+ * params, dither seed and stream, ZO pair coding), decode it back in place,
+ * account. */
 static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t step, int micro,
-                                  uint64_t seed, int count_fo)
+                                  int sign, uint64_t seed, int count_fo)
 {
     sq_boundary_t bd;
     bd_acc_t *a = &c->acc[k];
     SQ_TRY(sq_model_boundary(c->model, c->cut[k + 1], b->B, b->T, &bd));
+    /* pair coding: +eps keeps x+; -eps sends d = x- - x+ and gets x^+ + d^ */
+    const int diff = c->pair_x[k] && sign < 0;
+    if (c->pair_x[k] && sign > 0) sq_boundary_save(&bd, c->pair_x[k]);
+    if (diff) sq_boundary_diff(&bd, c->pair_x[k]);
+    float *delta = c->pair_x[k];
     for (int i = 0; i < bd.n_tensors; i++) {
         sq_codec_params_t p = sq_config_codec_params(&c->cfg, k);
         p.seed = seed ^ ((uint64_t)micro * 0x9e3779b97f4a7c15ull);
         p.stream = (uint64_t)k * 2 + (uint64_t)i;
         p.tag = (uint64_t)step;
         const int64_t rows = sq_tensor_rows(&bd.t[i]), cols = sq_tensor_cols(&bd.t[i]);
-        const int64_t ld = sq_tensor_ld(&bd.t[i]);
+        const int64_t ld = diff ? cols : sq_tensor_ld(&bd.t[i]);
+        float *x = diff ? delta : bd.t[i].data;
+        if (diff) delta += rows * cols;
         /* The message is the first encode's; every call writes the same bytes.
          * Repeats decode into the same cells with the same values. */
         size_t written = 0;
@@ -233,7 +243,7 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
         for (int r = 0; r < COMM_TIMING_REPS; r++) {
             double t0 = sq_bench_now();
             sq_status_t st =
-                sq_codec_encode(&p, bd.t[i].data, rows, cols, ld, c->buf, c->cap, &written, NULL);
+                sq_codec_encode(&p, x, rows, cols, ld, c->buf, c->cap, &written, NULL);
             te[r] = sq_bench_now() - t0;
             if (st != SQ_OK)
                 return sq_error_push(st, "boundary %d (%s), step %lld, %s", k, a->id.cand,
@@ -241,7 +251,7 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
         }
         for (int r = 0; r < COMM_TIMING_REPS; r++) {
             double t0 = sq_bench_now();
-            sq_status_t st = sq_codec_decode(c->buf, written, bd.t[i].data, rows, cols, ld);
+            sq_status_t st = sq_codec_decode(c->buf, written, x, rows, cols, ld);
             td[r] = sq_bench_now() - t0;
             if (st != SQ_OK)
                 return sq_error_push(st, "boundary %d (%s), step %lld, %s: decode", k, a->id.cand,
@@ -261,16 +271,22 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
         a->dec_s += median(td, COMM_TIMING_REPS);
         if (count_fo) a->fo_bytes += (uint64_t)(rows * cols) * 2 * 2;
     }
+    if (c->pair_hat[k] && sign > 0) sq_boundary_save(&bd, c->pair_hat[k]);
+    if (diff) {
+        sq_boundary_load(&bd, c->pair_hat[k]);
+        sq_boundary_add(&bd, c->pair_x[k]);
+    }
     return SQ_OK;
 }
 
 /* One micro-batch at one sign through all stages. The first-order figure
  * counts each micro-batch once per step (count_fo), whatever the samples. */
 static sq_status_t pipeline_forward(comm_t *c, sq_task_batch_t *mb, int64_t step, int micro,
-                                    uint64_t seed, int count_fo)
+                                    int sign, uint64_t seed, int count_fo)
 {
     for (int k = 0; k < c->S; k++) {
-        if (k > 0) SQ_TRY(cross_boundary(c, k - 1, &mb->batch, step, micro, seed, count_fo));
+        if (k > 0)
+            SQ_TRY(cross_boundary(c, k - 1, &mb->batch, step, micro, sign, seed, count_fo));
         SQ_TRY(sq_model_forward_units(c->model, &mb->batch, c->cut[k], c->cut[k + 1],
                                       k == c->S - 1 ? &mb->head : NULL));
     }
@@ -327,7 +343,7 @@ static sq_status_t comm_step(comm_t *c, int64_t t, step_out_t *so)
                                        .tuned = c->sel.tuned,
                                        .masks = (const uint8_t *const *)c->sel.masks};
                 SQ_TRY_GOTO(st, sq_model_set_perturbation(c->model, &p), done);
-                SQ_TRY_GOTO(st, pipeline_forward(c, &mb, t, m, seed, s == 0 && sign > 0), done);
+                SQ_TRY_GOTO(st, pipeline_forward(c, &mb, t, m, sign, seed, s == 0 && sign > 0), done);
                 if (sign > 0)
                     np += sq_task_loss_terms(c->task, &mb, plus + np, NULL);
                 else
@@ -607,7 +623,20 @@ static sq_status_t comm_open(comm_t *c)
     free(cand);
     SQ_TRY(st);
     c->buf = malloc(c->cap);
-    if (!c->buf) return sq_error_set(SQ_ERR_NOMEM, "bench comm: out of memory");
+    c->pair_x = calloc((size_t)c->S, sizeof *c->pair_x);
+    c->pair_hat = calloc((size_t)c->S, sizeof *c->pair_hat);
+    if (!c->buf || !c->pair_x || !c->pair_hat)
+        return sq_error_set(SQ_ERR_NOMEM, "bench comm: out of memory");
+    for (int k = 0; k + 1 < c->S; k++) {
+        if (!sq_config_codec_pair(cf, k)) continue;
+        sq_boundary_t bd;
+        SQ_TRY(sq_model_boundary(c->model, c->cut[k + 1], lo.max_batch, lo.max_seq, &bd));
+        const size_t n = (size_t)sq_boundary_numel(&bd);
+        c->pair_x[k] = malloc(sizeof(float) * n);
+        c->pair_hat[k] = malloc(sizeof(float) * n);
+        if (!c->pair_x[k] || !c->pair_hat[k])
+            return sq_error_set(SQ_ERR_NOMEM, "bench comm: out of memory");
+    }
     return SQ_OK;
 }
 
@@ -618,6 +647,9 @@ static void comm_close(comm_t *c)
     sq_task_destroy(c->task);
     sq_tokenizer_destroy(c->tok);
     sq_backend_destroy(c->be);
+    for (int k = 0; c->pair_x && k < c->S; k++) free(c->pair_x[k]), free(c->pair_hat[k]);
+    free(c->pair_x);
+    free(c->pair_hat);
     free(c->buf);
     free(c->terms);
     free(c->acc);

@@ -422,7 +422,14 @@ sq_status_t sq_plan_profile(const sq_config_t *cfg, const sq_plan_profile_opts_t
         if (st == SQ_OK) st = time_units(&c, o.reps, p);
         if (st == SQ_OK && !o.quiet) fprintf(stderr, "sparq plan: unit forward times measured\n");
         if (st == SQ_OK) st = measure_candidates(&c, o.reps, &o, p);
+        p->zo_pair = cfg->codec.zo_pair && p->codec.encoding != SQ_CODEC_LOSSLESS;
+        for (int i = 0; i < U - 1; i++)
+            for (int b = 0; b < SQ_PLAN_N_BITS; b++) p->cands[i].minus_ratio[b] = 1.0;
         if (st == SQ_OK && o.fid_steps > 0) st = sq_plan_measure_fidelity(&c, o.fid_steps, o.quiet, p);
+        /* the calibration measured +eps-like messages; pair coding's -eps ones differ */
+        for (int i = 0; st == SQ_OK && i < U - 1; i++)
+            for (int b = 0; b < SQ_PLAN_N_BITS; b++)
+                p->cands[i].codec_bytes[b] *= 0.5 * (1.0 + p->cands[i].minus_ratio[b]);
     }
     sq_plan_ctx_close(&c);
     if (st != SQ_OK) {

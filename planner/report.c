@@ -137,7 +137,14 @@ void sq_plan_write_report(const sq_plan_profile_t *p, const sq_plan_t *plan,
             p->codec.rounding == SQ_CODEC_ROUND_NEAREST ? "nearest" : "stochastic",
             p->min_fidelity > 0 ? " (the fewest bytes with gradient correlation >= min-fidelity)"
                                 : "",
-            has_fid ? " g corr 8 / 4 / 2 | g rel. err 8 / 4 / 2 |" : "", has_fid ? "---|---|" : "");
+            has_fid ? " g corr 8 / 4 / 2 | g rel. err 8 / 4 / 2 | -eps msg / +eps msg 8 / 4 / 2 |"
+                    : "",
+            has_fid ? "---|---|---|" : "");
+    if (p->zo_pair)
+        fprintf(f, "ZO pair coding is on: the -eps pass sends x- - x+, so the bytes per token are "
+                   "the mean of the two messages%s.\n\n",
+                has_fid ? " (the -eps/+eps ratio measured on the fidelity steps)"
+                        : " (unmeasured: the -eps message is assumed as large as the +eps one)");
     for (int i = 0; i < p->n_units - 1; i++) {
         const sq_plan_cand_t *c = &p->cands[i];
         const double h = c->fp16_bytes_per_token;
@@ -151,8 +158,10 @@ void sq_plan_write_report(const sq_plan_profile_t *p, const sq_plan_t *plan,
                 100 * c->codec_bytes[1] / h, 100 * c->codec_bytes[2] / h, c->rel_rms_err[0],
                 c->rel_rms_err[1], c->rel_rms_err[2], (c->enc_s[0] + c->dec_s[0]) * 1e3);
         if (has_fid)
-            fprintf(f, " %.3f / %.3f / %.3f | %.3f / %.3f / %.3f |", c->fid_corr[0], c->fid_corr[1],
-                    c->fid_corr[2], c->fid_rel_err[0], c->fid_rel_err[1], c->fid_rel_err[2]);
+            fprintf(f, " %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f / %.2f / %.2f |",
+                    c->fid_corr[0], c->fid_corr[1], c->fid_corr[2], c->fid_rel_err[0],
+                    c->fid_rel_err[1], c->fid_rel_err[2], c->minus_ratio[0], c->minus_ratio[1],
+                    c->minus_ratio[2]);
         fprintf(f, " %d |\n", sq_plan_bits[c->use]);
     }
     if (has_fid)

@@ -21,6 +21,7 @@ static const char *const codec_encodings[] = {"dense", "bitmap", "csr", "lossles
 static const char *const codec_granularities[] = {"row", "group", NULL};
 static const char *const codec_roundings[] = {"nearest", "stochastic", NULL};
 static const char *const scale_dtypes[] = {"f32", "f16", NULL};
+static const char *const booleans[] = {"false", "true", NULL};
 
 #define BIG 1e18
 const sq_config_key_t sq_config_keys[] = {
@@ -103,6 +104,10 @@ const sq_config_key_t sq_config_keys[] = {
      "scale precision on the wire"},
     {"codec.rounding", SQ_CFG_ENUM, OFF(codec.rounding), 0, 0, "nearest", 0, 0, codec_roundings,
      "stochastic: dither shared by the +eps and -eps passes of a micro-batch"},
+    {"codec.zo_pair", SQ_CFG_ENUM, OFF(codec.zo_pair), 0, 0, "true", 0, 0, booleans,
+     "ZO pair coding: the -eps pass of a micro-batch sends x- - x+ (quantized on its own "
+     "scale) and the receiver adds its decoded x+, so both passes carry the same quantization "
+     "error and the projected gradient keeps its precision (not for lossless)"},
     {"codec.boundary_bits", SQ_CFG_STRLIST, OFF(codec.boundary_bits), ITEM(codec.boundary_bits),
      OFF(codec.n_boundary_bits), "", 0, 0, NULL,
      "per boundary (stage k -> k+1): code bits overriding codec.bits, e.g. [8, 4]"},
@@ -461,6 +466,11 @@ int sq_config_codec_bits(const sq_config_t *cfg, int boundary)
     if (boundary >= 0 && boundary < cfg->codec.n_boundary_bits)
         return atoi(cfg->codec.boundary_bits[boundary]);
     return cfg->codec.bits;
+}
+
+int sq_config_codec_pair(const sq_config_t *cfg, int boundary)
+{
+    return cfg->codec.zo_pair && sq_config_codec_encoding(cfg, boundary) != SQ_CODEC_LOSSLESS;
 }
 
 sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary)

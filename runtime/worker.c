@@ -46,6 +46,8 @@ typedef struct worker {
     sq_peer_t *prev, *next;
     uint8_t *send_buf;
     size_t send_cap;
+    float *pair_out;  /* ZO pair coding: exact x+ of the micro-batch being sent (NULL: off) */
+    float *pair_in;   /* decoded x+ of the micro-batch being received (NULL: off) */
     double *terms;   /* last stage: loss terms of all micro-batches of one pass */
     int max_terms;
     char dir[SQ_CONFIG_PATH_MAX + 32];
@@ -96,6 +98,11 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
     sq_boundary_t bd;
     SQ_TRY(sq_model_output_boundary(w->model, B, T, &bd));
     double t0 = now_s();
+    /* pair coding: +eps keeps x+, -eps sends x- - x+ from that buffer */
+    const int pair = w->pair_out && sign != 0;
+    if (pair && sign > 0) sq_boundary_save(&bd, w->pair_out);
+    if (pair && sign < 0) sq_boundary_diff(&bd, w->pair_out);
+    const float *delta = w->pair_out;
     size_t off = 0;
     for (int i = 0; i < bd.n_tensors; i++) {
         sq_codec_params_t p = sq_config_codec_params(&w->cfg, w->k);
@@ -107,8 +114,11 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
         const int64_t rows = sq_tensor_rows(&bd.t[i]), cols = sq_tensor_cols(&bd.t[i]);
         if (off + 8 > w->send_cap)
             return sq_error_set(SQ_ERR_INTERNAL, "stage %d: send buffer too small", w->k);
-        SQ_TRY(sq_codec_encode(&p, bd.t[i].data, rows, cols, sq_tensor_ld(&bd.t[i]),
-                               w->send_buf + off + 8, w->send_cap - off - 8, &written, NULL));
+        const int diff = pair && sign < 0;
+        SQ_TRY(sq_codec_encode(&p, diff ? delta : bd.t[i].data, rows, cols,
+                               diff ? cols : sq_tensor_ld(&bd.t[i]), w->send_buf + off + 8,
+                               w->send_cap - off - 8, &written, NULL));
+        delta += rows * cols;
         uint64_t len = written;
         memcpy(w->send_buf + off, &len, 8);
         off += 8 + written;
@@ -173,6 +183,12 @@ static sq_status_t recv_boundary(worker_t *w, int64_t step, int micro, int sign,
         if (st != SQ_OK) sq_error_push(st, "stage %d, step %lld, %s", w->k, (long long)step, bd.names[i]);
         off += 8 + len;
     }
+    if (st == SQ_OK && off != h.len)
+        st = sq_error_set(SQ_ERR_FORMAT, "stage %d, step %lld: %llu bytes after the activations",
+                          w->k, (long long)step, (unsigned long long)(h.len - off));
+    /* pair coding: keep the decoded x+; the -eps message is x- - x+ */
+    if (st == SQ_OK && w->pair_in && sign > 0) sq_boundary_save(&bd, w->pair_in);
+    if (st == SQ_OK && w->pair_in && sign < 0) sq_boundary_add(&bd, w->pair_in);
     w->st.decode_s += now_s() - t0;
     sq_peer_release(w->prev);
     return st;
@@ -353,6 +369,8 @@ static void worker_close(worker_t *w)
     sq_model_destroy(w->model);
     sq_backend_destroy(w->be);
     free(w->send_buf);
+    free(w->pair_out);
+    free(w->pair_in);
     free(w->terms);
 }
 
@@ -413,6 +431,20 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
         if (need > max_msg) max_msg = need;
     }
     if (w->send_cap > max_msg) max_msg = w->send_cap;
+    /* pair coding buffers: one training micro-batch of the boundary (eval passes do not pair) */
+    const int micro_b = cfg->train.batch_size / w->M;
+    if (w->k < w->S - 1 && sq_config_codec_pair(cfg, w->k)) {
+        sq_boundary_t bd;
+        SQ_TRY(sq_model_output_boundary(w->model, micro_b, cfg->task.max_len, &bd));
+        if (!(w->pair_out = malloc(sizeof(float) * (size_t)sq_boundary_numel(&bd))))
+            return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
+    }
+    if (w->k > 0 && sq_config_codec_pair(cfg, w->k - 1)) {
+        sq_boundary_t bd;
+        SQ_TRY(sq_model_input_boundary(w->model, micro_b, cfg->task.max_len, &bd));
+        if (!(w->pair_in = malloc(sizeof(float) * (size_t)sq_boundary_numel(&bd))))
+            return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
+    }
 
     /* the plan every stage must agree on: config (no paths) + the model's shape */
     uint64_t plan = sq_config_hash(cfg) ^ ((uint64_t)w->units << 40) ^ (uint64_t)mc.d_model;

@@ -464,6 +464,48 @@ sq_status_t sq_model_output_boundary(sq_model_t *m, int B, int T, sq_boundary_t 
     return boundary_at(m, m->unit_end, B, T, out);
 }
 
+/* ---- boundary arithmetic (ZO pair coding) ---- */
+
+typedef enum { B_SAVE, B_LOAD, B_DIFF, B_ADD } boundary_op_t;
+
+static void boundary_apply(const sq_boundary_t *bd, float *buf, boundary_op_t op)
+{
+    for (int k = 0; k < bd->n_tensors; k++) {
+        const sq_tensor_t *t = &bd->t[k];
+        const int64_t rows = sq_tensor_rows(t), cols = sq_tensor_cols(t), ld = sq_tensor_ld(t);
+        for (int64_t r = 0; r < rows; r++, buf += cols) {
+            float *x = (float *)t->data + r * ld;
+            switch (op) {
+            case B_SAVE: memcpy(buf, x, sizeof(float) * (size_t)cols); break;
+            case B_LOAD: memcpy(x, buf, sizeof(float) * (size_t)cols); break;
+            case B_DIFF:
+                for (int64_t c = 0; c < cols; c++) buf[c] = x[c] - buf[c];
+                break;
+            case B_ADD:
+                for (int64_t c = 0; c < cols; c++) x[c] += buf[c];
+                break;
+            }
+        }
+    }
+}
+
+int64_t sq_boundary_numel(const sq_boundary_t *bd)
+{
+    int64_t n = 0;
+    for (int k = 0; k < bd->n_tensors; k++) n += sq_tensor_rows(&bd->t[k]) * sq_tensor_cols(&bd->t[k]);
+    return n;
+}
+void sq_boundary_save(const sq_boundary_t *bd, float *buf) { boundary_apply(bd, buf, B_SAVE); }
+void sq_boundary_load(const sq_boundary_t *bd, const float *buf)
+{
+    boundary_apply(bd, (float *)buf, B_LOAD);
+}
+void sq_boundary_diff(const sq_boundary_t *bd, float *buf) { boundary_apply(bd, buf, B_DIFF); }
+void sq_boundary_add(const sq_boundary_t *bd, const float *buf)
+{
+    boundary_apply(bd, (float *)buf, B_ADD);
+}
+
 double sq_model_forward_flops(const sq_model_t *m, int B, int T)
 {
     const sq_model_config_t *c = &m->cfg;

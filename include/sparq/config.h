@@ -94,6 +94,7 @@ typedef struct sq_config {
         int scale_f16;       /* 0: fp32 scales, 1: fp16 */
         int rounding;        /* sq_codec_rounding_t */
         int lossless_f16;    /* lossless encoding: 0 fp32 (exact), 1 fp16 */
+        int zo_pair;         /* 1: the -eps pass sends its difference to the +eps pass */
         int n_boundary_bits, n_boundary_encodings; /* per-boundary overrides (stage k -> k+1) */
         char boundary_bits[SQ_CONFIG_LIST_MAX][8];
         char boundary_encodings[SQ_CONFIG_LIST_MAX][16];
@@ -147,6 +148,8 @@ sq_status_t sq_config_validate(const sq_config_t *cfg, const char *label);
  * k+1): the per-boundary override when given, else the codec section's. */
 int sq_config_codec_encoding(const sq_config_t *cfg, int boundary);
 int sq_config_codec_bits(const sq_config_t *cfg, int boundary);
+/* 1 when boundary k uses ZO pair coding (codec.zo_pair and not lossless). */
+int sq_config_codec_pair(const sq_config_t *cfg, int boundary);
 /* The full codec parameters of boundary k, as the workers use them. */
 sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary);
 

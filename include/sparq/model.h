@@ -101,6 +101,16 @@ typedef struct sq_boundary {
     sq_tensor_t t[2]; /* [N, C] hidden, [N, F] mlp_act */
 } sq_boundary_t;
 
+/* Boundary arithmetic against a contiguous buffer holding every tensor of
+ * bd in order, row by row (sq_boundary_numel floats). The ZO pair coding uses
+ * it: the -eps pass of a micro-batch sends x- - x+ and the receiver adds its
+ * decoded x+ back, so both passes carry the same quantization error. */
+int64_t sq_boundary_numel(const sq_boundary_t *bd);
+void sq_boundary_save(const sq_boundary_t *bd, float *buf);       /* buf = x */
+void sq_boundary_load(const sq_boundary_t *bd, const float *buf); /* x = buf */
+void sq_boundary_diff(const sq_boundary_t *bd, float *buf);       /* buf = x - buf */
+void sq_boundary_add(const sq_boundary_t *bd, const float *buf);  /* x += buf */
+
 /* Views of the buffers the stage reads its input from (its first unit's
  * boundary; n_tensors == 0 for the first stage) and writes its output to
  * (n_tensors == 0 for the last stage), for a batch of B x T tokens. The

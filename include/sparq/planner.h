@@ -66,7 +66,8 @@ typedef struct sq_plan_cand {
     double bytes_per_token[SQ_PLAN_N_BITS][SQ_PLAN_N_LAYOUTS]; /* per layout, per-token scales */
     double fp16_bytes_per_token, fp32_bytes_per_token;
     /* the job's codec (its layout, scales, rounding) at each bit width */
-    double codec_bytes[SQ_PLAN_N_BITS]; /* message bytes per token */
+    double codec_bytes[SQ_PLAN_N_BITS]; /* message bytes per token and forward (mean of the
+                                           +eps and -eps messages) */
     double enc_s[SQ_PLAN_N_BITS], dec_s[SQ_PLAN_N_BITS]; /* one micro-batch, all tensors */
     double rel_rms_err[SQ_PLAN_N_BITS];                 /* ||x - x^|| / ||x|| */
     /* gradient fidelity (fid_steps == 0: not measured) */
@@ -74,6 +75,8 @@ typedef struct sq_plan_cand {
     double fid_corr[SQ_PLAN_N_BITS];    /* Pearson correlation of g_codec with g_exact */
     double fid_rel_err[SQ_PLAN_N_BITS]; /* ||g_codec - g_exact|| / ||g_exact|| */
     double fid_sign[SQ_PLAN_N_BITS];    /* fraction of steps whose signs agree */
+    double minus_ratio[SQ_PLAN_N_BITS]; /* bytes of the -eps message / the +eps one (pair
+                                           coding sends x- - x+; 1 without it or unmeasured) */
     int use;             /* the bit width (index) a plan sends at this candidate */
 } sq_plan_cand_t;
 
@@ -88,6 +91,7 @@ typedef struct sq_plan_profile {
     int fwd_per_step;        /* 2 * n_spsa * micro_batches */
     sq_codec_params_t codec; /* the job's codec (per-boundary overrides ignored) */
     double min_fidelity;     /* > 0: bits chosen per candidate by sq_plan_choose_bits */
+    int zo_pair;             /* the job uses ZO pair coding (codec.zo_pair) */
     int tied_embeddings;
 } sq_plan_profile_t;
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,56 @@ static void test_launch(void **state)
     assert_same_weights(single, out, 3, 6);
 }
 
+/* g of step 0 from the last stage's run log, after `sparq launch job --set ...`. */
+static double launched_g(const char *job, const char *tag, const char *const *sets, int n_sets)
+{
+    char out[600], set_out[700], path[700];
+    snprintf(out, sizeof out, "%s/pair-%s", tmpdir, tag);
+    snprintf(set_out, sizeof set_out, "output=%s", out);
+    char *argv[32] = {"sparq", "launch", (char *)job, "--quiet", "--set", set_out};
+    int a = 6;
+    for (int i = 0; i < n_sets; i++) argv[a++] = "--set", argv[a++] = (char *)sets[i];
+    argv[a] = NULL;
+    assert_int_equal(wait_status(spawn(argv)), 0);
+    snprintf(path, sizeof path, "%s/stage-1/runlog.jsonl", out);
+    char *text = read_all(path, NULL);
+    assert_non_null(text);
+    char *g = strstr(text, "\"g\":[");
+    assert_non_null(g);
+    double v = strtod(g + 5, NULL);
+    free(text);
+    return v;
+}
+
+/* ZO pair coding: the -eps pass sends x- - x+, so both passes carry the same
+ * quantization error. Upstream of every tuned parameter x- == x+ and the
+ * result is bit-identical to plain coding; downstream, plain 8-bit coding
+ * distorts g = (L+ - L-)/2eps (eps-sized differences drown in the rounding)
+ * while pair coding keeps it within 1% of exact transport. */
+static void test_pair_coding(void **state)
+{
+    (void)state;
+    char job[512], out[512];
+    snprintf(out, sizeof out, "%s/pair", tmpdir);
+    snprintf(job, sizeof job, "%s/job-pair.yaml", tmpdir);
+    write_job(job, out, 2, "16", 1,
+              "select:\n  mode: pattern\n  patterns: [\"*layers.4.*\", \"*layers.5.*\"]\n");
+    const char *exact[] = {"train.steps=1"};
+    const char *plain[] = {"train.steps=1", "codec.encoding=auto", "codec.zo_pair=false"};
+    const char *paired[] = {"train.steps=1", "codec.encoding=auto", "codec.zo_pair=true"};
+    const double g0 = launched_g(job, "exact", exact, 1);
+    const double gp = launched_g(job, "plain", plain, 3), gq = launched_g(job, "paired", paired, 3);
+    if (!(fabs(gq - g0) < 0.01 * fabs(g0)) || !(fabs(gp - g0) > 0.05 * fabs(g0)))
+        fail_msg("g exact %.6f, plain 8-bit %.6f, pair-coded 8-bit %.6f", g0, gp, gq);
+    /* upstream of the tuned layers: identical bits either way */
+    const char *up_plain[] = {"train.steps=1", "codec.encoding=auto", "codec.zo_pair=false",
+                              "pipeline.boundaries=7"};
+    const char *up_paired[] = {"train.steps=1", "codec.encoding=auto", "codec.zo_pair=true",
+                               "pipeline.boundaries=7"};
+    assert_true(launched_g(job, "up-plain", up_plain, 4) ==
+                launched_g(job, "up-paired", up_paired, 4));
+}
+
 static void test_plan_then_launch(void **state)
 {
     (void)state;
@@ -346,6 +397,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stranger_refused),
         cmocka_unit_test(test_launch),
         cmocka_unit_test(test_plan_then_launch),
+        cmocka_unit_test(test_pair_coding),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
