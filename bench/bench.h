@@ -22,6 +22,7 @@ double sq_bench_now(void);                 /* monotonic seconds */
 void sq_bench_print_machine(void);         /* CPU model, cores, date: tables say where they ran */
 double sq_bench_sgemm_peak(int threads, int n, int reps); /* best GFLOP/s of an n^3 sgemm */
 long sq_bench_peak_rss_kb(void);           /* VmHWM of this process */
+long sq_bench_rss_kb(void);                /* VmRSS of this process */
 int sq_bench_cmp_double(const void *a, const void *b);
 
 #endif

@@ -384,17 +384,6 @@ typedef struct mem_result {
     char err[512];
 } mem_result_t;
 
-static long rss_now_kb(void)
-{
-    char line[256];
-    long kb = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb;
-}
-
 /* In the child: stage k alone, as its worker holds it, running the ZO
  * forwards of step 0 (input activations zero: the peak does not depend on
  * the values, the forward allocates nothing). ub < 0: the runtime floor, a
@@ -419,7 +408,7 @@ static sq_status_t stage_child(const sq_config_t *cf, int ub, int ue, mem_result
     SQ_TRY_GOTO(st, sq_task_load(cf, tok, vocab, &task), done);
     if (ub < 0) {
         r->rss_mb = sq_bench_peak_rss_kb() / 1024.0;
-        r->rss_now_mb = rss_now_kb() / 1024.0;
+        r->rss_now_mb = sq_bench_rss_kb() / 1024.0;
         r->ok = 1;
         goto done;
     }
@@ -462,7 +451,7 @@ static sq_status_t stage_child(const sq_config_t *cf, int ub, int ue, mem_result
     r->param_mb = sq_model_param_bytes(m) / 1048576.0;
     r->arena_mb = sq_model_arena_bytes(m) / 1048576.0;
     r->rss_mb = sq_bench_peak_rss_kb() / 1024.0;
-    r->rss_now_mb = rss_now_kb() / 1024.0;
+    r->rss_now_mb = sq_bench_rss_kb() / 1024.0;
     r->ok = 1;
 done:
     sq_selection_free(&sel);

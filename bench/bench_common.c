@@ -93,13 +93,18 @@ double sq_bench_sgemm_peak(int threads, int n, int reps)
     return best;
 }
 
-long sq_bench_peak_rss_kb(void)
+/* A "Name:   123 kB" line of /proc/self/status, or -1. */
+static long status_kb(const char *field)
 {
     char line[256];
     long kb = -1;
+    const size_t n = strlen(field);
     FILE *f = fopen("/proc/self/status", "r");
     while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+        if (!strncmp(line, field, n) && line[n] == ':') kb = atol(line + n + 1);
     if (f) fclose(f);
     return kb;
 }
+
+long sq_bench_peak_rss_kb(void) { return status_kb("VmHWM"); }
+long sq_bench_rss_kb(void) { return status_kb("VmRSS"); }

@@ -29,7 +29,8 @@ static void plan_usage(FILE *f)
             "  --mem-cap-mb M       memory per stage, MB (default: no cap)\n"
             "  --slack X            accept a slowest stage up to (1+X) x optimal for fewer bytes\n"
             "                       (default 0.05)\n"
-            "  --balance-only       ignore codec and link: balance compute only (the baseline)\n"
+            "  --balance-only       ignore codec and link: balance compute only (the baseline;\n"
+            "                       --min-fidelity and the fidelity check do not apply)\n"
             "  --calib FILE         calibration text (default: the job's training batches)\n"
             "  --calib-batches N    micro-batches the densities are measured on (default 4)\n"
             "  --reps N             timing repetitions, median (default 5)\n"
@@ -151,10 +152,12 @@ int sq_cmd_plan(int argc, char **argv)
     if (st == SQ_OK) st = sq_config_validate(&cfg, config);
     if (st != SQ_OK) return sq_cli_fail("plan", st);
     if (stages <= 0) stages = cfg.pipeline.stages > 1 ? cfg.pipeline.stages : 2;
-    if (po.fid_steps > 0 && balance_only) po.fid_steps = 0; /* the baseline ignores the codec */
+    if (balance_only) { /* the baseline ignores the codec: no fidelity, the job's bits */
+        po.fid_steps = 0;
+        min_fid = 0;
+    }
     if (min_fid > 0 && po.fid_steps < 2) {
-        fprintf(stderr, "sparq plan: --min-fidelity needs --fidelity-steps >= 2%s\n",
-                balance_only ? " (and no --balance-only)" : "");
+        fprintf(stderr, "sparq plan: --min-fidelity needs --fidelity-steps >= 2\n");
         return 2;
     }
 

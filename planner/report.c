@@ -45,11 +45,6 @@ sq_status_t sq_plan_write_yaml(const sq_plan_profile_t *p, const sq_plan_t *plan
             fprintf(f, "%s%d", s > 1 ? ", " : "",
                     plan->balance_only ? p->codec.bits
                                        : sq_plan_bits[p->cands[plan->st[s].begin - 1].use]);
-        fprintf(f, "]\n  boundary_encodings: [");
-        for (int s = 1; s < plan->stages; s++)
-            fprintf(f, "%s%s", s > 1 ? ", " : "",
-                    p->codec.encoding == SQ_CODEC_AUTO ? "auto"
-                                                       : sq_codec_encoding_name(p->codec.encoding));
         fprintf(f, "]\n");
     }
     if (fflush(f) || fsync(fileno(f)) || fclose(f)) {

@@ -8,7 +8,11 @@
  * are in flight together): stage 0 embeds, each stage encodes what crosses
  * its output boundary with the codec and sends it on; the last stage
  * computes the losses and g, which travels back down the chain; then every
- * stage applies the same update to its own parameters. Each worker's folder
+ * stage applies the same update to its own parameters. With ZO pair coding
+ * (codec.zo_pair, the default for quantized codecs) the -eps message of a
+ * micro-batch carries x- - x+ (quantized on its own scales) and the receiver
+ * adds its decoded x+, so both passes see the same quantization error and
+ * the projected gradient keeps its precision. Each worker's folder
  * (output/stage-K) holds its run log, snapshots and per-step metrics
  * (compute, encode/decode, wait, bytes raw vs encoded).
  */

@@ -347,7 +347,8 @@ static void test_plan_then_launch(void **state)
     char *text = read_all(plan, &len);
     assert_non_null(text);
     assert_non_null(strstr(text, "plan_units: 20"));
-    assert_non_null(strstr(text, "boundary_encodings: [lossless, lossless]"));
+    assert_non_null(strstr(text, "boundary_bits: [8, 8]"));
+    assert_null(strstr(text, "boundary_encodings")); /* the job's codec.encoding stays in charge */
     free(text);
     static const char *files[] = {"plan.md", "plan.svg", "profile.csv"};
     static const char *needles[] = {"## Split candidates", "<svg", "L3.mlp_act"};
