@@ -118,7 +118,7 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
         SQ_TRY(sq_codec_encode(&p, diff ? delta : bd.t[i].data, rows, cols,
                                diff ? cols : sq_tensor_ld(&bd.t[i]), w->send_buf + off + 8,
                                w->send_cap - off - 8, &written, NULL));
-        delta += rows * cols;
+        if (diff) delta += rows * cols;
         uint64_t len = written;
         memcpy(w->send_buf + off, &len, 8);
         off += 8 + written;
