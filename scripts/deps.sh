@@ -13,6 +13,7 @@ PKGS=(
   libucx-dev ucx-utils                           # transport, ucx_perftest
   libcmocka-dev                                  # unit tests (run by ctest)
   python3                                        # golden-test driver, bench tables
+  iproute2                                       # ip netns + tc: bench/netns_pipeline.sh
 )
 
 missing=()
