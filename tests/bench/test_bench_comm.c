@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +20,6 @@
 
 static const char *sparq_bin;
 static char tmpdir[256], job[512];
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 /* Run sparq with argv (NULL-terminated, argv[0] = "sparq"); stdout and stderr
  * go to files in tmpdir. Returns the exit status, or -1 when it died of a
@@ -61,7 +48,7 @@ static char *read_out(const char *which)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/%s", tmpdir, which);
-    char *s = read_all(path);
+    char *s = sq_test_read_all(path, NULL);
     assert_non_null(s);
     return s;
 }
@@ -104,7 +91,7 @@ static void check_run(int stages)
         char *e = read_out("stderr");
         fail_msg("sparq bench comm exited %d: %s", rc, e);
     }
-    char *text = read_all(csv);
+    char *text = sq_test_read_all(csv, NULL);
     assert_non_null(text);
     int c_enc = csv_col(text, "bytes_encoded"), c_f16 = csv_col(text, "bytes_fp16");
     int c_bd = csv_col(text, "boundary");
@@ -120,7 +107,7 @@ static void check_run(int stages)
     }
     assert_int_equal(rows, stages - 1);
     free(text);
-    char *m = read_all(md);
+    char *m = sq_test_read_all(md, NULL);
     assert_non_null(m);
     assert_non_null(strstr(m, "command: sparq bench comm"));
     assert_non_null(strstr(m, "codec % of first-order"));

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <signal.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,21 +27,6 @@
 static const char *sparq_bin;
 static char tmpdir[256];
 static int port_base;
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 static void write_job(const char *path, const char *out, int stages, const char *boundaries,
                       int micro, const char *extra)
@@ -161,7 +148,7 @@ static void test_exact_like_single_process(void **state)
         for (int k = 0; k < cases[c].S; k++) {
             snprintf(b, sizeof b, "%s/stage-%d/runlog.jsonl", out, k);
             size_t la, lb;
-            char *x = read_all(a, &la), *y = read_all(b, &lb);
+            char *x = sq_test_read_all(a, &la), *y = sq_test_read_all(b, &lb);
             assert_non_null(x);
             assert_non_null(y);
             if (la != lb || memcmp(x, y, la))
@@ -291,7 +278,7 @@ static double launched_g(const char *job, const char *tag, const char *const *se
     argv[a] = NULL;
     assert_int_equal(wait_status(spawn(argv)), 0);
     snprintf(path, sizeof path, "%s/stage-1/runlog.jsonl", out);
-    char *text = read_all(path, NULL);
+    char *text = sq_test_read_all(path, NULL);
     assert_non_null(text);
     char *g = strstr(text, "\"g\":[");
     assert_non_null(g);
@@ -344,7 +331,7 @@ static void test_plan_then_launch(void **state)
                   "--quiet", NULL};
     assert_int_equal(wait_status(spawn(pv)), 0);
     size_t len;
-    char *text = read_all(plan, &len);
+    char *text = sq_test_read_all(plan, &len);
     assert_non_null(text);
     assert_non_null(strstr(text, "plan_units: 20"));
     assert_non_null(strstr(text, "boundary_bits: [8, 8]"));
@@ -354,7 +341,7 @@ static void test_plan_then_launch(void **state)
     static const char *needles[] = {"## Split candidates", "<svg", "L3.mlp_act"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", report, files[i]);
-        text = read_all(path, &len);
+        text = sq_test_read_all(path, &len);
         assert_non_null(text);
         assert_non_null(strstr(text, needles[i]));
         free(text);
@@ -375,7 +362,7 @@ static void test_plan_then_launch(void **state)
              sparq_bin, job, set, tmpdir, tmpdir);
     assert_int_not_equal(system(cmd), 0);
     snprintf(path, sizeof path, "%s/bad-plan.err", tmpdir);
-    text = read_all(path, &len);
+    text = sq_test_read_all(path, &len);
     assert_non_null(text);
     if (!strstr(text, "made for a model of 29 units; this model has 20")) fail_msg("%s", text);
     free(text);

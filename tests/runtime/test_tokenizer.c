@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,35 +24,11 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void write_all(const char *path, const char *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void write_str(const char *dir, const char *name, const char *s)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    write_all(path, s, strlen(s));
+    sq_test_write_file(path, s, strlen(s));
 }
 
 static void write_json(const char *dir, const char *name, const cJSON *j)
@@ -94,7 +72,8 @@ typedef struct tcase {
 static tcase_t *load_cases(size_t *count)
 {
     size_t len;
-    char *buf = read_all(CASES, &len);
+    char *buf = sq_test_read_all(CASES, &len);
+    assert_non_null(buf);
     size_t cap = 64, n = 0;
     tcase_t *cs = malloc(cap * sizeof *cs);
     assert_non_null(cs);
@@ -301,7 +280,8 @@ static void test_gpt2_moby_dick(void **state)
 {
     (void)state;
     size_t len;
-    char *text = read_all(MOBY, &len);
+    char *text = sq_test_read_all(MOBY, &len);
+    assert_non_null(text);
     sq_tokenizer_t *tok;
     SQ_CHECK(sq_tokenizer_load(GPT2_DIR, &tok));
     size_t n = 0;
@@ -350,8 +330,10 @@ static void test_gpt2_long_word(void **state)
 static void write_hf_json(const char *dir, const char *name, bool pairs)
 {
     size_t len;
-    char *vocab_txt = read_all(GPT2_DIR "/vocab.json", &len);
-    char *merges_txt = read_all(GPT2_DIR "/merges.txt", &len);
+    char *vocab_txt = sq_test_read_all(GPT2_DIR "/vocab.json", &len);
+    assert_non_null(vocab_txt);
+    char *merges_txt = sq_test_read_all(GPT2_DIR "/merges.txt", &len);
+    assert_non_null(merges_txt);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
@@ -590,7 +572,7 @@ static void test_bad_files(void **state)
     sq_tokenizer_destroy(tok);
 
     char *full = cJSON_PrintUnformatted(root);
-    write_all(path, full, strlen(full) / 2); /* truncated */
+    sq_test_write_file(path, full, strlen(full) / 2); /* truncated */
     expect_load_error(path, SQ_ERR_FORMAT, "tokenizer.json: invalid JSON near byte");
     free(full);
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,29 +27,6 @@
 
 static const char *sparq_bin;
 static char tmpdir[256];
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 /* A small, fast job: opt-mini sentiment, batch 4, 12 steps. */
 static void write_job(const char *path, const char *out, const char *extra)
@@ -78,7 +57,7 @@ static void write_job(const char *path, const char *out, const char *extra)
              "  threads: 1\n"
              "%s",
              SQ_REPO_DIR, out, SQ_REPO_DIR, SQ_REPO_DIR, extra ? extra : "");
-    write_text(path, buf);
+    sq_test_write_text(path, buf);
 }
 
 static void train_in_process(const char *job, const char *const *sets, int n_sets,
@@ -102,7 +81,7 @@ static void resume_in_process(const char *dir)
 static void assert_same_file(const char *a, const char *b)
 {
     size_t la, lb;
-    char *x = read_all(a, &la), *y = read_all(b, &lb);
+    char *x = sq_test_read_all(a, &la), *y = sq_test_read_all(b, &lb);
     if (!x || !y) fail_msg("missing %s or %s", a, b);
     if (la != lb || memcmp(x, y, la) != 0) fail_msg("%s and %s differ", a, b);
     free(x);
@@ -296,7 +275,7 @@ static void expect_config_error(const char *yaml, sq_status_t want, const char *
 {
     char path[512];
     snprintf(path, sizeof path, "%s/bad.yaml", tmpdir);
-    write_text(path, yaml);
+    sq_test_write_text(path, yaml);
     sq_config_t cfg;
     sq_status_t st = sq_config_load(path, &cfg);
     if (st != want || !strstr(sq_error_last(), needle))
@@ -330,9 +309,9 @@ static void test_bad_configs(void **state)
     char plan[512];
     snprintf(plan, sizeof plan, "%s/plan.yaml", tmpdir);
     snprintf(y, sizeof y, "%spipeline:\n  plan: plan.yaml\n", base);
-    write_text(plan, "pipeline:\n  stages: 2\n  boundaries: [7]\ntrain:\n  steps: 9\n");
+    sq_test_write_text(plan, "pipeline:\n  stages: 2\n  boundaries: [7]\ntrain:\n  steps: 9\n");
     expect_config_error(y, SQ_ERR_CONFIG, "plan.yaml:5: \"train.steps\" cannot be set by a plan");
-    write_text(plan, "pipeline:\n  stages: 3\n  boundaries: [7]\n");
+    sq_test_write_text(plan, "pipeline:\n  stages: 3\n  boundaries: [7]\n");
     expect_config_error(y, SQ_ERR_CONFIG, "pipeline.boundaries: 1 entries for 3 stages");
     snprintf(y, sizeof y, "%spipeline:\n  plan: missing.yaml\n", base);
     expect_config_error(y, SQ_ERR_IO, "missing.yaml: cannot open");
@@ -340,12 +319,12 @@ static void test_bad_configs(void **state)
     expect_config_error(y, SQ_ERR_CONFIG, "pipeline.plan and pipeline.boundaries are both given");
 
     /* a good plan sets the split; a plan for another model is refused at stage setup */
-    write_text(plan, "pipeline:\n  stages: 2\n  boundaries: [7]\n  plan_units: 20\n"
+    sq_test_write_text(plan, "pipeline:\n  stages: 2\n  boundaries: [7]\n  plan_units: 20\n"
                      "codec:\n  boundary_bits: [4]\n");
     snprintf(y, sizeof y, "%spipeline:\n  plan: plan.yaml\n", base);
     char path[512];
     snprintf(path, sizeof path, "%s/good.yaml", tmpdir);
-    write_text(path, y);
+    sq_test_write_text(path, y);
     sq_config_t cfg;
     assert_int_equal(sq_config_load(path, &cfg), SQ_OK);
     assert_int_equal(cfg.pipeline.stages, 2);
@@ -376,7 +355,7 @@ static void test_bad_data(void **state)
         {"\n\n", "no examples"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_text(data, cases[i].jsonl);
+        sq_test_write_text(data, cases[i].jsonl);
         sq_config_t cfg;
         sq_config_defaults(&cfg);
         snprintf(cfg.model, sizeof cfg.model, "m");

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -19,6 +21,14 @@
 #include "sparq/weights.h"
 
 #define MODELS SQ_REPO_DIR "/models"
+
+/* A fixture that must exist. */
+static void *read_file(const char *path, size_t *len)
+{
+    void *b = sq_test_read_all(path, len);
+    if (!b) fail_msg("%s: missing", path);
+    return b;
+}
 
 static char g_dir[256];
 
@@ -61,29 +71,6 @@ static int teardown_dir(void **state)
 static void tmp_path(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "%s/%s", g_dir, name);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (len) assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 /* Status and message of a failed call, checked together. */
@@ -332,7 +319,7 @@ static void test_llama2c_layout(void **state)
     }
     char path[512];
     tmp_path(path, sizeof path, "unshared.bin");
-    write_file(path, buf, len);
+    sq_test_write_file(path, buf, len);
 
     sq_model_config_t c;
     sq_weight_file_t *wf;
@@ -414,7 +401,7 @@ static void write_shard(const char *path, const sq_weight_file_t *src, const cha
         memcpy(data, t->data, t->nbytes);
         data += t->nbytes;
     }
-    write_file(path, buf, len);
+    sq_test_write_file(path, buf, len);
     free(buf);
     cJSON_free(text);
     cJSON_Delete(h);
@@ -431,7 +418,7 @@ static void write_index(const char *path, const char *const *names, const char *
     for (size_t i = 0; i < n; i++)
         cJSON_AddStringToObject(map, names[i], shards[i]);
     char *text = cJSON_Print(root);
-    write_file(path, text, strlen(text));
+    sq_test_write_file(path, text, strlen(text));
     cJSON_free(text);
     cJSON_Delete(root);
 }
@@ -641,7 +628,7 @@ static void test_corrupt_safetensors(void **state)
         assert_null(wf);
 
         snprintf(path, sizeof path, "%s/case%02zu.safetensors", g_dir, i);
-        write_file(path, buf, len);
+        sq_test_write_file(path, buf, len);
         st = sq_safetensors_open(path, &wf);
         if (st != c->st || !strstr(sq_error_last(), c->msg) || !strstr(sq_error_last(), path))
             fail_msg("open, case \"%s\": got %s \"%s\", want %s \"%s\"", c->what,
@@ -692,7 +679,7 @@ static void test_valid_edge_safetensors(void **state)
     /* A zero-byte file and a path that does not exist. */
     char path[512];
     tmp_path(path, sizeof path, "zero.safetensors");
-    write_file(path, "", 0);
+    sq_test_write_file(path, "", 0);
     wf = NULL;
     expect_error(sq_safetensors_open(path, &wf), SQ_ERR_FORMAT, "file is 0 bytes", path);
     tmp_path(path, sizeof path, "nope.safetensors");
@@ -786,7 +773,7 @@ static void test_config_errors(void **state)
     for (size_t i = 0; i < sizeof cfg_bad / sizeof cfg_bad[0]; i++) {
         const cfg_case_t *c = &cfg_bad[i];
         snprintf(path, sizeof path, "%s/config%02zu.json", g_dir, i);
-        write_file(path, c->json, strlen(c->json));
+        sq_test_write_file(path, c->json, strlen(c->json));
         sq_model_config_t cfg;
         memset(&cfg, 0x5a, sizeof cfg);
         sq_error_clear();
@@ -812,7 +799,7 @@ static void test_config_families(void **state)
                           "\"max_position_embeddings\":4096,\"vocab_size\":1000,"
                           "\"sliding_window\":4096,\"rope_theta\":1000000.0,"
                           "\"rope_scaling\":null,\"head_dim\":null,\"torch_dtype\":\"bfloat16\"}";
-    write_file(path, mistral, strlen(mistral));
+    sq_test_write_file(path, mistral, strlen(mistral));
     assert_int_equal(sq_model_config_load_hf(path, &c), SQ_OK);
     assert_string_equal(c.model_type, "mistral");
     assert_int_equal(c.arch, SQ_ARCH_LLAMA);
@@ -829,7 +816,7 @@ static void test_config_families(void **state)
                        "\"num_hidden_layers\":2,\"max_position_embeddings\":128,"
                        "\"vocab_size\":1000,\"rms_norm_eps\":1e-6,\"tie_word_embeddings\":true,"
                        "\"use_sliding_window\":false}";
-    write_file(path, qwen, strlen(qwen));
+    sq_test_write_file(path, qwen, strlen(qwen));
     assert_int_equal(sq_model_config_load_hf(path, &c), SQ_OK);
     assert_int_equal(c.qkv_bias, 1);
     assert_int_equal(c.out_bias, 0);
@@ -839,7 +826,7 @@ static void test_config_families(void **state)
     tmp_path(path, sizeof path, "llama_bias.json");
     const char *llama = "{" LLAMA_BASE ",\"vocab_size\":1000,\"attention_bias\":true,"
                         "\"mlp_bias\":true,\"head_dim\":32,\"dtype\":\"float16\"}";
-    write_file(path, llama, strlen(llama));
+    sq_test_write_file(path, llama, strlen(llama));
     assert_int_equal(sq_model_config_load_hf(path, &c), SQ_OK);
     assert_int_equal(c.qkv_bias, 1);
     assert_int_equal(c.out_bias, 1);
@@ -850,7 +837,7 @@ static void test_config_families(void **state)
     tmp_path(path, sizeof path, "opt_gelu.json");
     const char *opt = "{" OPT_BASE ",\"hidden_size\":192,\"activation_function\":\"gelu\","
                       "\"enable_bias\":false,\"tie_word_embeddings\":false}";
-    write_file(path, opt, strlen(opt));
+    sq_test_write_file(path, opt, strlen(opt));
     assert_int_equal(sq_model_config_load_hf(path, &c), SQ_OK);
     assert_int_equal(c.act, SQ_ACT_GELU_ERF);
     assert_false(c.qkv_bias || c.out_bias || c.mlp_bias);
@@ -877,7 +864,7 @@ static void test_corrupt_llama2c(void **state)
 
     /* truncated by one float */
     tmp_path(path, sizeof path, "trunc.bin");
-    write_file(path, orig, len - 4);
+    sq_test_write_file(path, orig, len - 4);
     expect_error(sq_llama2c_open(path, &c, &wf), SQ_ERR_FORMAT,
                  "implies 1056540 bytes but the file has 1056536", path);
     assert_null(wf);
@@ -886,12 +873,12 @@ static void test_corrupt_llama2c(void **state)
     memcpy(buf, orig, len);
     memset(buf + len, 0, 4);
     tmp_path(path, sizeof path, "long.bin");
-    write_file(path, buf, len + 4);
+    sq_test_write_file(path, buf, len + 4);
     expect_error(sq_llama2c_open(path, &c, &wf), SQ_ERR_FORMAT, "but the file has 1056544", path);
 
     /* shorter than the header */
     tmp_path(path, sizeof path, "tiny.bin");
-    write_file(path, orig, 20);
+    sq_test_write_file(path, orig, 20);
     expect_error(sq_llama2c_open(path, &c, &wf), SQ_ERR_FORMAT, "shorter than the 28-byte", path);
 
     static const struct {
@@ -916,7 +903,7 @@ static void test_corrupt_llama2c(void **state)
         memcpy(buf, orig, len);
         memcpy(buf + 4 * hdr[i].field, &hdr[i].value, 4);
         snprintf(path, sizeof path, "%s/hdr%02zu.bin", g_dir, i);
-        write_file(path, buf, len);
+        sq_test_write_file(path, buf, len);
         sq_status_t st = sq_llama2c_open(path, &c, &wf);
         if (st != hdr[i].st || !strstr(sq_error_last(), hdr[i].msg) ||
             !strstr(sq_error_last(), path))
