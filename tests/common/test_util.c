@@ -28,7 +28,8 @@ void sq_test_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
     if (!f) fail_msg("%s: cannot create", path);
-    if ((len && fwrite(data, 1, len, f) != len) | (fclose(f) != 0)) fail_msg("%s: write failed", path);
+    const int short_write = len && fwrite(data, 1, len, f) != len;
+    if (fclose(f) != 0 || short_write) fail_msg("%s: write failed", path);
 }
 
 void sq_test_write_text(const char *path, const char *text)
