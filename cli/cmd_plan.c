@@ -187,11 +187,11 @@ int sq_cmd_plan(int argc, char **argv)
         fprintf(stderr, "sparq plan: wrote %s: boundaries [", out);
         for (int s = 1; s < plan.stages; s++)
             fprintf(stderr, "%s%s", s > 1 ? ", " : "", prof->cands[plan.st[s].begin - 1].cand.name);
-        fprintf(stderr, "], %.1f bytes/token crossing, slowest stage %.2f ms/step",
-                plan.bytes_per_token, plan.bottleneck_s * 1e3);
+        fprintf(stderr, "], %.1f bytes/token crossing, predicted step %.2f ms",
+                plan.bytes_per_token, plan.step_s * 1e3);
         if (bp)
-            fprintf(stderr, " (balance only: %.1f bytes/token, %.2f ms/step)", base.bytes_per_token,
-                    base.bottleneck_s * 1e3);
+            fprintf(stderr, " (balance only: %.1f bytes/token, %.2f ms)", base.bytes_per_token,
+                    base.step_s * 1e3);
         fprintf(stderr, "%s%s\n", report ? "; report in " : "", report ? report : "");
     }
     sq_plan_profile_free(prof);

@@ -43,7 +43,8 @@ static void stage_figures(const sq_plan_profile_t *p, const costs_t *k, int a, i
     memset(s, 0, sizeof *s);
     s->begin = a;
     s->end = b;
-    s->compute_s = k->F * (k->pre_fwd[b] - k->pre_fwd[a]) + (k->pre_upd[b] - k->pre_upd[a]);
+    s->update_s = k->pre_upd[b] - k->pre_upd[a];
+    s->compute_s = k->F * (k->pre_fwd[b] - k->pre_fwd[a]) + s->update_s;
     if (!k->balance_only) {
         const sq_plan_cand_t *in = a > 0 ? &p->cands[a - 1] : NULL;
         const sq_plan_cand_t *out = b < U ? &p->cands[b - 1] : NULL;
@@ -165,10 +166,13 @@ void sq_plan_evaluate(const sq_plan_profile_t *p, const sq_plan_opts_t *opts, co
     k.balance_only = 0;
     for (int b = 0; opts->balance_only && b < SQ_PLAN_N_BITS; b++)
         if (sq_plan_bits[b] == p->codec.bits) k.job_bits = b;
-    double sum_compute = 0;
+    double sum_compute = 0, max_fwd = 0, max_upd = 0;
     for (int s = 0; s < opts->stages; s++) {
         sq_plan_stage_t *st = &out->st[s];
         stage_figures(p, &k, cuts[s], cuts[s + 1], st);
+        const double per_fwd = (st->time_s - st->update_s) / k.F;
+        if (per_fwd > max_fwd) max_fwd = per_fwd;
+        if (st->update_s > max_upd) max_upd = st->update_s;
         if (st->time_s > out->bottleneck_s) out->bottleneck_s = st->time_s;
         if (st->compute_s > out->compute_bottleneck_s) out->compute_bottleneck_s = st->compute_s;
         sum_compute += st->compute_s;
@@ -178,6 +182,7 @@ void sq_plan_evaluate(const sq_plan_profile_t *p, const sq_plan_opts_t *opts, co
         }
     }
     out->imbalance = out->compute_bottleneck_s / (sum_compute / opts->stages) - 1.0;
+    out->step_s = (k.F + opts->stages - 1) * max_fwd + max_upd;
     costs_free(&k);
 }
 

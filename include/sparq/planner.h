@@ -24,8 +24,11 @@
  *             of density and bytes per token along the depth.
  *
  * Step-time model of stage [a, b), per optimizer step with n SPSA samples
- * and M micro-batches (2nM forwards):
- *   2nM * (sum fwd(u) + dec(a) + enc(b) + bytes(b) / link) + sum update(u)
+ * and M micro-batches (F = 2nM forwards):
+ *   F * (sum fwd(u) + dec(a) + enc(b) + bytes(b) / link) + sum update(u)
+ * The slowest stage bounds the throughput and is what the search minimises;
+ * the predicted step adds the pipeline's fill and drain:
+ *   (F + S - 1) * max_k per-forward time(k) + max_k update(k).
  */
 #ifndef SPARQ_PLANNER_H
 #define SPARQ_PLANNER_H
@@ -128,6 +131,7 @@ typedef struct sq_plan_opts {
 typedef struct sq_plan_stage {
     int begin, end;          /* units [begin, end) */
     double compute_s;        /* per step: forwards + update */
+    double update_s;         /* per step: the update alone (part of compute_s) */
     double codec_s;          /* per step: decode of the input + encode of the output */
     double transfer_s;       /* per step: output bytes / link */
     double time_s;           /* the sum: the stage's step time in the model */
@@ -138,7 +142,9 @@ typedef struct sq_plan_stage {
 typedef struct sq_plan {
     int stages;
     sq_plan_stage_t st[SQ_PLAN_MAX_STAGES];
-    double bottleneck_s;     /* the slowest stage's time_s */
+    double bottleneck_s;     /* the slowest stage's time_s (the throughput bound) */
+    double step_s;           /* predicted step: (F + S - 1) forwards of the slowest stage's
+                                per-forward time (pipeline fill and drain) + the update */
     double compute_bottleneck_s; /* the slowest stage's compute_s */
     double imbalance;        /* slowest compute / mean compute - 1 */
     double bytes_per_token;  /* sum over boundaries (job codec) */
