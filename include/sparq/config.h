@@ -15,14 +15,12 @@
 
 #include "sparq/codec.h"
 #include "sparq/status.h"
+#include "sparq/zo_rng.h" /* SQ_MAX_SPSA */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Most SPSA samples per step (optimizer.n_spsa): run-log entries and the
- * pipeline's gradient message hold this many. */
-#define SQ_MAX_SPSA 64
 
 #define SQ_CONFIG_PATH_MAX 1024
 #define SQ_CONFIG_LIST_MAX 16

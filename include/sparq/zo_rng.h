@@ -40,6 +40,10 @@
 #define SQ_FSQRT(a) sqrtf(a)
 #endif
 
+/* Most SPSA samples per step (optimizer.n_spsa): run-log entries, the
+ * pipeline's gradient message and the GPU update kernel hold this many. */
+#define SQ_MAX_SPSA 64
+
 #ifdef __cplusplus
 extern "C" {
 #endif
