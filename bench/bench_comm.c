@@ -223,18 +223,13 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
     bd_acc_t *a = &c->acc[k];
     SQ_TRY(sq_model_boundary(c->model, c->cut[k + 1], b->B, b->T, &bd));
     /* pair coding: +eps keeps x+; -eps sends d = x- - x+ and gets x^+ + d^ */
-    const int diff = c->pair_x[k] && sign < 0;
-    if (c->pair_x[k] && sign > 0) sq_boundary_save(&bd, c->pair_x[k]);
-    if (diff) sq_boundary_diff(&bd, c->pair_x[k]);
-    float *delta = c->pair_x[k];
+    const int diff = sq_boundary_pair_send(&bd, sign, c->pair_x[k]);
+    const float *delta = c->pair_x[k];
     for (int i = 0; i < bd.n_tensors; i++) {
-        sq_codec_params_t p = sq_config_codec_params(&c->cfg, k);
-        p.seed = seed ^ ((uint64_t)micro * 0x9e3779b97f4a7c15ull);
-        p.stream = (uint64_t)k * 2 + (uint64_t)i;
-        p.tag = (uint64_t)step;
+        const sq_codec_params_t p = sq_config_codec_msg_params(&c->cfg, k, i, step, micro, seed);
         const int64_t rows = sq_tensor_rows(&bd.t[i]), cols = sq_tensor_cols(&bd.t[i]);
-        const int64_t ld = diff ? cols : sq_tensor_ld(&bd.t[i]);
-        float *x = diff ? delta : bd.t[i].data;
+        const int64_t ld = sq_tensor_ld(&bd.t[i]);
+        const float *x = diff ? delta : bd.t[i].data;
         if (diff) delta += rows * cols;
         /* The message is the first encode's; every call writes the same bytes.
          * Repeats decode into the same cells with the same values. */
@@ -243,7 +238,7 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
         for (int r = 0; r < COMM_TIMING_REPS; r++) {
             double t0 = sq_bench_now();
             sq_status_t st =
-                sq_codec_encode(&p, x, rows, cols, ld, c->buf, c->cap, &written, NULL);
+                sq_codec_encode(&p, x, rows, cols, diff ? cols : ld, c->buf, c->cap, &written, NULL);
             te[r] = sq_bench_now() - t0;
             if (st != SQ_OK)
                 return sq_error_push(st, "boundary %d (%s), step %lld, %s", k, a->id.cand,
@@ -251,7 +246,7 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
         }
         for (int r = 0; r < COMM_TIMING_REPS; r++) {
             double t0 = sq_bench_now();
-            sq_status_t st = sq_codec_decode(c->buf, written, x, rows, cols, ld);
+            sq_status_t st = sq_codec_decode(c->buf, written, bd.t[i].data, rows, cols, ld);
             td[r] = sq_bench_now() - t0;
             if (st != SQ_OK)
                 return sq_error_push(st, "boundary %d (%s), step %lld, %s: decode", k, a->id.cand,
@@ -271,11 +266,7 @@ static sq_status_t cross_boundary(comm_t *c, int k, const sq_batch_t *b, int64_t
         a->dec_s += median(td, COMM_TIMING_REPS);
         if (count_fo) a->fo_bytes += (uint64_t)(rows * cols) * 2 * 2;
     }
-    if (c->pair_hat[k] && sign > 0) sq_boundary_save(&bd, c->pair_hat[k]);
-    if (diff) {
-        sq_boundary_load(&bd, c->pair_hat[k]);
-        sq_boundary_add(&bd, c->pair_x[k]);
-    }
+    sq_boundary_pair_recv(&bd, sign, c->pair_hat[k]);
     return SQ_OK;
 }
 

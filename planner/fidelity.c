@@ -45,15 +45,11 @@ static sq_status_t transport(sq_plan_ctx_t *c, const sq_boundary_t *bd, const sq
                              int pair, int sign, fid_bufs_t *fb, int b, double *bytes)
 {
     sq_plan_codec_sum_t s = {0};
-    if (!pair || sign > 0) {
-        SQ_TRY(sq_plan_codec_boundary(c, bd, q, 1, &s));
-        if (pair) sq_boundary_save(bd, fb->plus_hat[b]);
-    } else {
-        /* d = x- - x+, as its own tensors: encode each from the difference buffer */
+    if (pair && sign < 0) {
+        /* the sender's side, from a copy of x+ (the other bit widths need it) */
         float *d = fb->diff;
-        sq_boundary_save(bd, d);
-        const int64_t n = sq_boundary_numel(bd);
-        for (int64_t i = 0; i < n; i++) d[i] -= fb->plus_exact[i];
+        memcpy(d, fb->plus_exact, sizeof(float) * (size_t)sq_boundary_numel(bd));
+        sq_boundary_pair_send(bd, sign, d); /* d = x- - x+ */
         sq_boundary_t dv = *bd;
         int64_t off = 0;
         for (int k = 0; k < bd->n_tensors; k++) {
@@ -62,9 +58,11 @@ static sq_status_t transport(sq_plan_ctx_t *c, const sq_boundary_t *bd, const sq
             off += rows * cols;
         }
         SQ_TRY(sq_plan_codec_boundary(c, &dv, q, 1, &s)); /* d := decode(encode(d)) */
-        sq_boundary_load(bd, fb->plus_hat[b]);
-        sq_boundary_add(bd, d);
+        sq_boundary_load(bd, d);
+    } else {
+        SQ_TRY(sq_plan_codec_boundary(c, bd, q, 1, &s));
     }
+    if (pair) sq_boundary_pair_recv(bd, sign, fb->plus_hat[b]); /* the receiver's side */
     *bytes += s.bytes;
     return SQ_OK;
 }

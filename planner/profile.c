@@ -277,6 +277,22 @@ sq_status_t sq_plan_codec_boundary(sq_plan_ctx_t *c, const sq_boundary_t *bd,
     return SQ_OK;
 }
 
+/* sum (x - ref)^2 over a boundary against a buffer in sq_boundary_save's order. */
+static double sq_dist2(const sq_boundary_t *bd, const float *ref)
+{
+    double e = 0;
+    for (int k = 0; k < bd->n_tensors; k++) {
+        const sq_tensor_t *t = &bd->t[k];
+        const int64_t rows = sq_tensor_rows(t), cols = sq_tensor_cols(t), ld = sq_tensor_ld(t);
+        for (int64_t r = 0; r < rows; r++, ref += cols)
+            for (int64_t j = 0; j < cols; j++) {
+                const double d = (double)((const float *)t->data)[r * ld + j] - ref[j];
+                e += d * d;
+            }
+    }
+    return e;
+}
+
 /* Densities and sizes at every candidate, over the calibration batches. */
 static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_profile_opts_t *o,
                                       sq_plan_profile_t *p)
@@ -323,12 +339,7 @@ static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_
             if (st != SQ_OK) break;
             /* the job's codec at each bit width: bytes, timing (first batch) and error;
              * then the exact values go back, so the next unit sees exact transport */
-            float *save = c->save;
-            int64_t off = 0;
-            for (int k = 0; k < bd.n_tensors; k++) {
-                memcpy(save + off, bd.t[k].data, sizeof(float) * (size_t)sq_tensor_numel(&bd.t[k]));
-                off += sq_tensor_numel(&bd.t[k]);
-            }
+            sq_boundary_save(&bd, c->save);
             const int R = ib == 0 ? reps : 1;
             for (int bi = 0; st == SQ_OK && bi < SQ_PLAN_N_BITS; bi++) {
                 sq_codec_params_t q = job;
@@ -338,19 +349,11 @@ static sq_status_t measure_candidates(sq_plan_ctx_t *c, int reps, const sq_plan_
                     st = sq_plan_codec_boundary(c, &bd, &q, 1, &s);
                     tt[r] = s.enc_s;
                     tt[reps + r] = s.dec_s;
-                    if (r == 0) pc->codec_bytes[bi] += s.bytes;
-                    off = 0;
-                    for (int k = 0; st == SQ_OK && k < bd.n_tensors; k++) {
-                        float *x = bd.t[k].data;
-                        const int64_t n = sq_tensor_numel(&bd.t[k]);
-                        if (r == 0)
-                            for (int64_t i = 0; i < n; i++) {
-                                double d = (double)x[i] - save[off + i];
-                                err2[(size_t)u * SQ_PLAN_N_BITS + bi] += d * d;
-                            }
-                        memcpy(x, save + off, sizeof(float) * (size_t)n);
-                        off += n;
+                    if (r == 0) {
+                        pc->codec_bytes[bi] += s.bytes;
+                        err2[(size_t)u * SQ_PLAN_N_BITS + bi] += sq_dist2(&bd, c->save);
                     }
+                    sq_boundary_load(&bd, c->save);
                 }
                 if (st == SQ_OK && ib == 0) {
                     pc->enc_s[bi] = sq_plan_median(tt, R);

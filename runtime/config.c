@@ -486,6 +486,16 @@ sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary)
     return p;
 }
 
+sq_codec_params_t sq_config_codec_msg_params(const sq_config_t *cfg, int boundary, int tensor,
+                                             int64_t step, int micro, uint64_t seed)
+{
+    sq_codec_params_t p = sq_config_codec_params(cfg, boundary);
+    p.seed = seed ^ ((uint64_t)micro * 0x9e3779b97f4a7c15ull);
+    p.stream = (uint64_t)boundary * 2 + (uint64_t)tensor;
+    p.tag = (uint64_t)step;
+    return p;
+}
+
 uint64_t sq_config_hash(const sq_config_t *cfg)
 {
     uint64_t h = 0xcbf29ce484222325ull;

@@ -99,22 +99,15 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
     SQ_TRY(sq_model_output_boundary(w->model, B, T, &bd));
     double t0 = now_s();
     /* pair coding: +eps keeps x+, -eps sends x- - x+ from that buffer */
-    const int pair = w->pair_out && sign != 0;
-    if (pair && sign > 0) sq_boundary_save(&bd, w->pair_out);
-    if (pair && sign < 0) sq_boundary_diff(&bd, w->pair_out);
+    const int diff = sq_boundary_pair_send(&bd, sign, w->pair_out);
     const float *delta = w->pair_out;
     size_t off = 0;
     for (int i = 0; i < bd.n_tensors; i++) {
-        sq_codec_params_t p = sq_config_codec_params(&w->cfg, w->k);
-        /* the +eps and -eps passes of one micro-batch share the dither */
-        p.seed = seed ^ ((uint64_t)micro * 0x9e3779b97f4a7c15ull);
-        p.stream = (uint64_t)w->k * 2 + (uint64_t)i;
-        p.tag = (uint64_t)step;
+        const sq_codec_params_t p = sq_config_codec_msg_params(&w->cfg, w->k, i, step, micro, seed);
         size_t written = 0;
         const int64_t rows = sq_tensor_rows(&bd.t[i]), cols = sq_tensor_cols(&bd.t[i]);
         if (off + 8 > w->send_cap)
             return sq_error_set(SQ_ERR_INTERNAL, "stage %d: send buffer too small", w->k);
-        const int diff = pair && sign < 0;
         SQ_TRY(sq_codec_encode(&p, diff ? delta : bd.t[i].data, rows, cols,
                                diff ? cols : sq_tensor_ld(&bd.t[i]), w->send_buf + off + 8,
                                w->send_cap - off - 8, &written, NULL));
@@ -187,8 +180,7 @@ static sq_status_t recv_boundary(worker_t *w, int64_t step, int micro, int sign,
         st = sq_error_set(SQ_ERR_FORMAT, "stage %d, step %lld: %llu bytes after the activations",
                           w->k, (long long)step, (unsigned long long)(h.len - off));
     /* pair coding: keep the decoded x+; the -eps message is x- - x+ */
-    if (st == SQ_OK && w->pair_in && sign > 0) sq_boundary_save(&bd, w->pair_in);
-    if (st == SQ_OK && w->pair_in && sign < 0) sq_boundary_add(&bd, w->pair_in);
+    if (st == SQ_OK) sq_boundary_pair_recv(&bd, sign, w->pair_in);
     w->st.decode_s += now_s() - t0;
     sq_peer_release(w->prev);
     return st;

@@ -506,6 +506,19 @@ void sq_boundary_add(const sq_boundary_t *bd, const float *buf)
     boundary_apply(bd, (float *)buf, B_ADD);
 }
 
+int sq_boundary_pair_send(const sq_boundary_t *bd, int sign, float *buf)
+{
+    if (!buf || sign == 0) return 0;
+    boundary_apply(bd, buf, sign > 0 ? B_SAVE : B_DIFF);
+    return sign < 0;
+}
+
+void sq_boundary_pair_recv(const sq_boundary_t *bd, int sign, float *buf)
+{
+    if (!buf || sign == 0) return;
+    boundary_apply(bd, buf, sign > 0 ? B_SAVE : B_ADD);
+}
+
 double sq_model_forward_flops(const sq_model_t *m, int B, int T)
 {
     const sq_model_config_t *c = &m->cfg;

@@ -21,7 +21,6 @@
 extern "C" {
 #endif
 
-
 #define SQ_CONFIG_PATH_MAX 1024
 #define SQ_CONFIG_LIST_MAX 16
 #define SQ_CONFIG_STR_MAX 256
@@ -150,6 +149,13 @@ int sq_config_codec_bits(const sq_config_t *cfg, int boundary);
 int sq_config_codec_pair(const sq_config_t *cfg, int boundary);
 /* The full codec parameters of boundary k, as the workers use them. */
 sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary);
+/* The parameters of one message: crossing tensor `tensor` of boundary k in
+ * micro-batch `micro` of step `step` under SPSA seed `seed` — the boundary's
+ * codec plus the stochastic-rounding dither (shared by the +eps and -eps
+ * passes of a micro-batch) and the tag. The workers and every tool that
+ * mirrors their traffic take them from here. */
+sq_codec_params_t sq_config_codec_msg_params(const sq_config_t *cfg, int boundary, int tensor,
+                                             int64_t step, int micro, uint64_t seed);
 
 /* Hash of everything that must agree between the stages of one job (every
  * key but file paths, which may differ per node). */

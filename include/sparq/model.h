@@ -110,6 +110,12 @@ void sq_boundary_save(const sq_boundary_t *bd, float *buf);       /* buf = x */
 void sq_boundary_load(const sq_boundary_t *bd, const float *buf); /* x = buf */
 void sq_boundary_diff(const sq_boundary_t *bd, float *buf);       /* buf = x - buf */
 void sq_boundary_add(const sq_boundary_t *bd, const float *buf);  /* x += buf */
+/* Both ends of the pair coding for a pass of sign +1 / -1 (0, or buf NULL:
+ * unpaired). Sender, before encoding: +1 keeps x+ in buf; -1 turns buf into
+ * x- - x+ and returns 1: encode the tensors from buf (contiguous, in order).
+ * Receiver, after decoding into bd: +1 keeps x^+ in buf; -1 adds it. */
+int sq_boundary_pair_send(const sq_boundary_t *bd, int sign, float *buf);
+void sq_boundary_pair_recv(const sq_boundary_t *bd, int sign, float *buf);
 
 /* Views of the buffers the stage reads its input from (its first unit's
  * boundary; n_tensors == 0 for the first stage) and writes its output to
