@@ -10,7 +10,7 @@ scripts/build.sh
 echo
 echo "== sparq launch: 2 stages, ZO fine-tuning of opt-mini on the sentiment data"
 rm -rf runs/demo
-./build/sparq launch examples/pipeline-opt-mini.yaml --set output=../runs/demo \
+./build/sparq launch examples/pipeline-opt-mini.yaml --set output=runs/demo \
   --set train.steps=${DEMO_STEPS:-200}
 echo
 echo "run folders: runs/demo/stage-0, runs/demo/stage-1 (runlog.jsonl is the checkpoint;"
