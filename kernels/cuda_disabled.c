@@ -14,3 +14,9 @@ int sq_cuda_available(void)
 {
     return 0;
 }
+
+void *sq_backend_cuda_stream(sq_backend_t *be)
+{
+    (void)be;
+    return NULL;
+}

@@ -75,6 +75,11 @@ typedef struct sq_backend_ops {
                        const sq_tensor_t *up, sq_tensor_t *y);
     /* y += x (same shape). */
     sq_status_t (*add)(sq_backend_t *be, const sq_tensor_t *x, sq_tensor_t *y);
+    /* y = alpha * x + beta * y (same shape); beta == 0 overwrites y without
+     * reading it. The runtime's ZO pair coding on device boundaries uses it
+     * (copy: 1, 0; x - y: 1, -1; x + y: 1, 1). */
+    sq_status_t (*axpby)(sq_backend_t *be, float alpha, const sq_tensor_t *x, float beta,
+                         sq_tensor_t *y);
 
     /* y[i,:] (+)= table[ids[i],:] for i < n; ids are checked against
      * table rows (SQ_ERR_RANGE naming the bad id). */
@@ -98,6 +103,15 @@ typedef struct sq_backend_ops {
      * nll is host memory [N]. */
     sq_status_t (*cross_entropy)(sq_backend_t *be, const sq_tensor_t *logits,
                                  const int32_t *targets, float *nll);
+
+    /* Memory of this backend's device (host memory for the CPU backend,
+     * 256-byte aligned device memory for CUDA). Stage arenas come from here;
+     * free(NULL) is a no-op. */
+    sq_status_t (*alloc)(sq_backend_t *be, size_t bytes, const char *what, void **out);
+    void (*free)(sq_backend_t *be, void *p);
+    /* Wait until every op queued so far has finished (CUDA ops are
+     * asynchronous on the backend's stream; CPU ops are done on return). */
+    sq_status_t (*sync)(sq_backend_t *be);
 
     /* Copies between host memory and tensors of this backend's device. */
     sq_status_t (*to_host)(sq_backend_t *be, const sq_tensor_t *src, void *dst, size_t bytes);
@@ -134,6 +148,10 @@ sq_status_t sq_backend_cpu_create(int nthreads, sq_backend_t **out);
 sq_status_t sq_backend_cuda_create(int device, sq_backend_t **out);
 /* 1 when this build has CUDA and a device is visible, else 0. */
 int sq_cuda_available(void);
+/* The cudaStream_t every op of a CUDA backend is queued on (NULL for other
+ * backends): the GPU codec and the runtime's copies order themselves
+ * against the forward with it. */
+void *sq_backend_cuda_stream(sq_backend_t *be);
 
 static inline void sq_backend_destroy(sq_backend_t *be)
 {

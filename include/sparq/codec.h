@@ -183,6 +183,10 @@ sq_status_t sq_codec_encode(const sq_codec_params_t *p, const float *x, int64_t 
  * (decode does). Fills *hdr on success. */
 sq_status_t sq_codec_peek(const void *buf, size_t len, sq_codec_header_t *hdr);
 
+/* sq_codec_peek, then the checksum (SQ_ERR_CHECKSUM): what a receiver runs
+ * on its host copy before handing the payload to sq_codec_gpu_decode(). */
+sq_status_t sq_codec_check(const void *buf, size_t len, sq_codec_header_t *hdr);
+
 /* Decode a message into y [rows, cols] (row stride ld >= cols); rows and
  * cols must equal the header's. Validates everything (codec/FORMAT.md lists
  * each check and its status) and never reads outside buf[0, len) nor writes

@@ -104,6 +104,29 @@ static sq_status_t cpu_from_host(sq_backend_t *be, const void *src, size_t bytes
     return SQ_OK;
 }
 
+static sq_status_t cpu_alloc(sq_backend_t *be, size_t bytes, const char *what, void **out)
+{
+    SQ_TRY(sq_cpu_check_backend("alloc", be));
+    if (!out) return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.alloc: out is NULL");
+    void *p = aligned_alloc(64, (bytes + 63u) & ~(size_t)63u);
+    if (!p && bytes)
+        return sq_error_set(SQ_ERR_NOMEM, "cpu.alloc: %zu bytes for %s", bytes,
+                            what ? what : "a buffer");
+    *out = p;
+    return SQ_OK;
+}
+
+static void cpu_free(sq_backend_t *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static sq_status_t cpu_sync(sq_backend_t *be)
+{
+    return sq_cpu_check_backend("sync", be);
+}
+
 static void cpu_destroy(sq_backend_t *be)
 {
     if (!be) return;
@@ -123,10 +146,14 @@ static const sq_backend_ops_t cpu_ops = {
     .activation = sq_cpu_activation,
     .glu = sq_cpu_glu,
     .add = sq_cpu_add,
+    .axpby = sq_cpu_axpby,
     .embedding = sq_cpu_embedding,
     .rope = sq_cpu_rope,
     .attention = sq_cpu_attention,
     .cross_entropy = sq_cpu_cross_entropy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .sync = cpu_sync,
     .to_host = cpu_to_host,
     .from_host = cpu_from_host,
     .zo_perturb = sq_cpu_zo_perturb,

@@ -59,6 +59,8 @@ sq_status_t sq_cpu_activation(sq_backend_t *be, sq_act_t act, sq_tensor_t *x);
 sq_status_t sq_cpu_glu(sq_backend_t *be, sq_act_t act, const sq_tensor_t *gate,
                        const sq_tensor_t *up, sq_tensor_t *y);
 sq_status_t sq_cpu_add(sq_backend_t *be, const sq_tensor_t *x, sq_tensor_t *y);
+sq_status_t sq_cpu_axpby(sq_backend_t *be, float alpha, const sq_tensor_t *x, float beta,
+                         sq_tensor_t *y);
 sq_status_t sq_cpu_embedding(sq_backend_t *be, const sq_tensor_t *table, const int32_t *ids,
                              int64_t n, int accumulate, sq_tensor_t *y);
 sq_status_t sq_cpu_rope(sq_backend_t *be, sq_rope_style_t style, sq_tensor_t *x, int n_heads,

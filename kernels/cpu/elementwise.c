@@ -117,3 +117,27 @@ sq_status_t sq_cpu_add(sq_backend_t *be, const sq_tensor_t *x, sq_tensor_t *y)
     }
     return SQ_OK;
 }
+
+sq_status_t sq_cpu_axpby(sq_backend_t *be, float alpha, const sq_tensor_t *x, float beta,
+                         sq_tensor_t *y)
+{
+    SQ_TRY(sq_cpu_check_backend("axpby", be));
+    SQ_TRY(sq_cpu_check_mat("axpby", "y", y, -1, -1));
+    int64_t n = sq_tensor_rows(y), c = sq_tensor_cols(y);
+    SQ_TRY(sq_cpu_check_mat("axpby", "x", x, n, c));
+    if (n == 0 || c == 0) return SQ_OK;
+    int nt = sq_cpu_ctx(be)->nthreads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n * c >= SQ_ELEM_PAR_MIN)
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = sq_cpu_row(x, r);
+        float *yr = sq_cpu_row(y, r);
+        if (beta == 0.0f) {
+#pragma omp simd
+            for (int64_t j = 0; j < c; j++) yr[j] = alpha * xr[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < c; j++) yr[j] = alpha * xr[j] + beta * yr[j];
+        }
+    }
+    return SQ_OK;
+}

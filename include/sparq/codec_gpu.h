@@ -1,0 +1,67 @@
+/* sparq/codec_gpu.h — the activation codec on a CUDA device.
+ *
+ * Same messages as sparq/codec.h, byte for byte (codec/FORMAT.md): a message
+ * the GPU encodes decodes on the CPU and the other way round, and with
+ * nearest rounding (or stochastic rounding under the same seed/stream) both
+ * encoders write identical bytes. The quantizer follows the normative rules
+ * of FORMAT.md operation for operation (fp32 division, rint, the scale bump).
+ *
+ * Division of labour with the host: the checksum is CRC32C over the whole
+ * message, which a host computes at memory speed on the copy it sends
+ * anyway. So the GPU encoder leaves the checksum field 0 and the sender calls
+ * sq_codec_reseal() on its host copy; the receiver verifies header and
+ * checksum on its host copy with sq_codec_check() before the payload goes to
+ * the device, and the GPU decoder makes every remaining FORMAT.md check on
+ * the device (a failed check is reported with the same status as the CPU
+ * decoder's, the output then holds garbage).
+ *
+ * Not supported on the GPU (SQ_ERR_UNSUPPORTED, use the CPU codec): outlier
+ * columns. Everything else in sq_codec_params_t is.
+ *
+ * Pointers named d* and x/y are device memory; stream is a cudaStream_t
+ * (NULL: the legacy default stream). Each call returns once its result is
+ * known to the host: encode after one small device-to-host read (the
+ * non-zero count that sizes the message and picks the AUTO layout, and the
+ * NaN/Inf flag), decode after reading back the check flag; the kernels that
+ * write the message bytes may still be running on `stream` when encode
+ * returns (order a copy after them on the same stream).
+ */
+#ifndef SPARQ_CODEC_GPU_H
+#define SPARQ_CODEC_GPU_H
+
+#include "sparq/codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sq_codec_gpu sq_codec_gpu_t;
+
+/* A workspace for messages of up to max_elems elements with up to max_rows
+ * rows (device scratch for counts and scans, pinned host words for the
+ * flags). One workspace serves one stream at a time. SQ_ERR_UNSUPPORTED when
+ * this build has no CUDA or no device is visible. */
+sq_status_t sq_codec_gpu_create(int64_t max_rows, int64_t max_elems, sq_codec_gpu_t **out);
+void sq_codec_gpu_destroy(sq_codec_gpu_t *g);
+
+/* Quantize and encode x [rows, cols] (device, row stride ld) into dmsg
+ * (device, cap bytes, 8-byte aligned). *written = message size; the checksum
+ * field is 0 (see above). stats as in sq_codec_encode. Errors as
+ * sq_codec_encode (params, NaN/Inf naming row and column, fp16 scale
+ * overflow, cap too small), plus SQ_ERR_UNSUPPORTED (outliers) and
+ * SQ_ERR_CUDA. */
+sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_params_t *p, const float *x,
+                                int64_t rows, int64_t cols, int64_t ld, void *dmsg, size_t cap,
+                                size_t *written, sq_codec_stats_t *stats, void *stream);
+
+/* Decode the message at dmsg (device; hdr is what sq_codec_check() returned
+ * for the host copy of the same bytes) into y [rows, cols] (device, row
+ * stride ld). rows/cols must equal the header's (SQ_ERR_RANGE). */
+sq_status_t sq_codec_gpu_decode(sq_codec_gpu_t *g, const sq_codec_header_t *hdr,
+                                const void *dmsg, float *y, int64_t rows, int64_t cols,
+                                int64_t ld, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
