@@ -20,3 +20,20 @@ void *sq_backend_cuda_stream(sq_backend_t *be)
     (void)be;
     return NULL;
 }
+
+int sq_cuda_device_count(void)
+{
+    return 0;
+}
+
+sq_status_t sq_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    (void)free_bytes;
+    (void)total_bytes;
+    return sq_error_set(SQ_ERR_UNSUPPORTED, "this sparq was built without CUDA");
+}
+
+void sq_cuda_print_device(int device)
+{
+    (void)device;
+}

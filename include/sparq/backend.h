@@ -148,6 +148,12 @@ sq_status_t sq_backend_cpu_create(int nthreads, sq_backend_t **out);
 sq_status_t sq_backend_cuda_create(int device, sq_backend_t **out);
 /* 1 when this build has CUDA and a device is visible, else 0. */
 int sq_cuda_available(void);
+/* Number of visible CUDA devices (0 without CUDA). */
+int sq_cuda_device_count(void);
+/* Free and total memory of the current CUDA device (cudaMemGetInfo). */
+sq_status_t sq_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+/* One line on stdout naming device N: name, SMs, memory, HBM bandwidth. */
+void sq_cuda_print_device(int device);
 /* The cudaStream_t every op of a CUDA backend is queued on (NULL for other
  * backends): the GPU codec and the runtime's copies order themselves
  * against the forward with it. */
