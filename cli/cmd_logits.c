@@ -11,6 +11,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: sparq logits --model PATH --tokens 1,2,3 [--logit-index 5,9] [--threads N]\n"
+            "                    [--device cpu|cuda[:N]]\n"
             "\n"
             "Runs the whole model on one sequence and prints JSON:\n"
             "  {\"argmax\": [T], \"next_token_nll\": [T-1], \"logits\": [[T x K]]}\n"
@@ -21,7 +22,8 @@ static void usage(FILE *f)
             "                      model.safetensors.index.json, or llama2.c .bin\n"
             "  --tokens IDS        comma-separated token ids\n"
             "  --logit-index IDS   vocab ids whose logits to print\n"
-            "  --threads N         CPU threads (default: all cores)\n");
+            "  --threads N         CPU threads (default: all cores)\n"
+            "  --device D          cpu (default), cuda (GPU 0) or cuda:N\n");
 }
 
 static void print_floats(const float *v, int n)
@@ -37,12 +39,13 @@ int sq_cmd_logits(int argc, char **argv)
                                          {"tokens", required_argument, 0, 't'},
                                          {"logit-index", required_argument, 0, 'i'},
                                          {"threads", required_argument, 0, 'j'},
+                                         {"device", required_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model_path = NULL;
     int32_t *tokens = NULL, *index = NULL;
-    int T = 0, K = 0, threads = 0, c, rc = 1;
-    while ((c = getopt_long(argc, argv, "m:t:i:j:h", opts, NULL)) != -1) {
+    int T = 0, K = 0, threads = 0, c, rc = 1, gpu = -1;
+    while ((c = getopt_long(argc, argv, "m:t:i:j:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
         case 't':
@@ -54,6 +57,16 @@ int sq_cmd_logits(int argc, char **argv)
             if ((K = sq_cli_parse_ids("--logit-index", optarg, &index)) < 0) return 2;
             break;
         case 'j': threads = atoi(optarg); break;
+        case 'd':
+            if (!strcmp(optarg, "cpu")) gpu = -1;
+            else if (!strcmp(optarg, "cuda")) gpu = 0;
+            else if (!strncmp(optarg, "cuda:", 5) && optarg[5] >= '0' && optarg[5] <= '9')
+                gpu = atoi(optarg + 5);
+            else {
+                fprintf(stderr, "sparq logits: --device %s: expected cpu, cuda or cuda:N\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -68,7 +81,7 @@ int sq_cmd_logits(int argc, char **argv)
     sq_model_t *m = NULL;
     float *nll = NULL, *logits = NULL;
     int32_t *targets = NULL, *argmax = NULL;
-    sq_status_t st = sq_backend_cpu_create(threads, &be);
+    sq_status_t st = gpu >= 0 ? sq_backend_cuda_create(gpu, &be) : sq_backend_cpu_create(threads, &be);
     if (st != SQ_OK) goto fail;
     sq_model_load_opts_t lo = {.max_batch = 1, .max_seq = T};
     if ((st = sq_model_load(model_path, &lo, be, &m)) != SQ_OK) goto fail;

@@ -22,6 +22,7 @@ static const char *const codec_granularities[] = {"row", "group", NULL};
 static const char *const codec_roundings[] = {"nearest", "stochastic", NULL};
 static const char *const scale_dtypes[] = {"f32", "f16", NULL};
 static const char *const booleans[] = {"false", "true", NULL};
+static const char *const devices[] = {"cpu", "cuda", NULL};
 
 #define BIG 1e18
 const sq_config_key_t sq_config_keys[] = {
@@ -128,6 +129,11 @@ const sq_config_key_t sq_config_keys[] = {
      "run seed: step seeds and data order derive from it"},
     {"train.threads", SQ_CFG_INT, OFF(train.threads), 0, 0, "0", 0, 1024, NULL,
      "CPU threads (0 = all cores)"},
+    {"train.device", SQ_CFG_ENUM, OFF(train.device), 0, 0, "cpu", 0, 0, devices,
+     "where stage workers compute: cpu, or cuda (stage k on GPU k mod the GPU count, or "
+     "SPARQ_CUDA_DEVICE)"},
+    {"train.overlap", SQ_CFG_ENUM, OFF(train.overlap), 0, 0, "true", 0, 0, booleans,
+     "cuda: overlap a micro-batch's activation encode, copy and send with the next compute"},
 };
 const size_t sq_config_key_count = sizeof sq_config_keys / sizeof sq_config_keys[0];
 
@@ -502,7 +508,8 @@ uint64_t sq_config_hash(const sq_config_t *cfg)
     for (size_t i = 0; i < sq_config_key_count; i++) {
         const sq_config_key_t *k = &sq_config_keys[i];
         if (k->type == SQ_CFG_PATH || !strcmp(k->key, "pipeline.token") ||
-            !strcmp(k->key, "pipeline.addresses") || !strcmp(k->key, "pipeline.base_port"))
+            !strcmp(k->key, "pipeline.addresses") || !strcmp(k->key, "pipeline.base_port") ||
+            !strcmp(k->key, "train.device") || !strcmp(k->key, "train.overlap"))
             continue;
         char buf[4096];
         FILE *f = fmemopen(buf, sizeof buf, "w");

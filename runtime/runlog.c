@@ -140,19 +140,32 @@ sq_status_t sq_run_write_snapshot(const char *dir, sq_model_t *m, const sq_selec
                                   int64_t steps)
 {
     int n = 0;
+    sq_status_t st = SQ_OK;
     sq_weight_out_t *t = calloc((size_t)sel->n_params + 1, sizeof *t);
-    if (!t) return sq_error_set(SQ_ERR_NOMEM, "snapshot: out of memory");
-    for (int i = 0; i < sel->n_params; i++) {
+    float **host = calloc((size_t)sel->n_params + 1, sizeof *host); /* device masters' copies */
+    if (!t || !host) st = sq_error_set(SQ_ERR_NOMEM, "snapshot: out of memory");
+    for (int i = 0; st == SQ_OK && i < sel->n_params; i++) {
         if (!sel->tuned[i]) continue;
         const sq_param_t *p = sq_model_param(m, i);
+        const void *data = p->t.data;
+        if (p->t.device != SQ_DEVICE_CPU) {
+            if (!(host[i] = malloc(sizeof(float) * (size_t)sq_tensor_numel(&p->t)))) {
+                st = sq_error_set(SQ_ERR_NOMEM, "snapshot: out of memory for %s", p->name);
+                break;
+            }
+            st = sq_model_param_read(m, i, host[i]);
+            data = host[i];
+        }
         t[n] = (sq_weight_out_t){.name = p->name, .dtype = SQ_DTYPE_F32, .ndim = p->t.ndim,
-                                 .data = p->t.data};
+                                 .data = data};
         memcpy(t[n].shape, p->t.shape, sizeof t[n].shape);
         n++;
     }
     char path[4096 + 64];
     snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", dir, (long long)steps);
-    sq_status_t st = sq_safetensors_write(path, t, (size_t)n);
+    if (st == SQ_OK) st = sq_safetensors_write(path, t, (size_t)n);
+    for (int i = 0; host && i < sel->n_params; i++) free(host[i]);
+    free(host);
     free(t);
     if (st != SQ_OK) return st;
     /* keep the two newest */

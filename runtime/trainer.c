@@ -64,7 +64,9 @@ static void run_close(run_t *r)
 static sq_status_t run_open(run_t *r, const sq_config_t *cfg, int with_task)
 {
     r->cfg = *cfg;
-    SQ_TRY(sq_backend_cpu_create(cfg->train.threads, &r->be));
+    /* training honours train.device; restore and export read masters on the host */
+    if (with_task) SQ_TRY(sq_job_backend(cfg, 0, &r->be));
+    else SQ_TRY(sq_backend_cpu_create(cfg->train.threads, &r->be));
     const char *tok_path = cfg->tokenizer[0] ? cfg->tokenizer : cfg->model;
     int max_seq = cfg->task.max_len;
     if (with_task) {
@@ -101,6 +103,8 @@ static sq_status_t load_snapshot(const char *path, sq_model_t *m)
         if (info->dtype != SQ_DTYPE_F32 || (int64_t)info->nbytes != sq_tensor_numel(&p->t) * 4)
             st = sq_error_set(SQ_ERR_FORMAT, "%s: \"%s\" does not match the model's parameter",
                               path, p->name);
+        else if (p->t.device != SQ_DEVICE_CPU)
+            st = sq_model_param_write(m, i, info->data); /* F32 checked above */
         else
             memcpy(p->t.data, info->data, info->nbytes);
     }

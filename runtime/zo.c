@@ -1,5 +1,6 @@
 /* ZO-SGD pieces shared by the single-process trainer and the stage workers. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "sparq/trainer.h"
 
@@ -38,4 +39,18 @@ sq_status_t sq_zo_perturb_inplace(sq_model_t *m, const sq_selection_t *sel, uint
         SQ_TRY(be->ops->zo_perturb(be, &p->t, seed, p->zo_id, 0, scale, sel->masks[i], &p->t));
     }
     return SQ_OK;
+}
+
+sq_status_t sq_job_backend(const sq_config_t *cfg, int stage, sq_backend_t **out)
+{
+    if (cfg->train.device != 1) return sq_backend_cpu_create(cfg->train.threads, out);
+    const int n = sq_cuda_device_count();
+    if (n <= 0)
+        return sq_error_set(SQ_ERR_UNSUPPORTED, "train.device is cuda but %s",
+                            sq_cuda_available() ? "no device is usable"
+                                                : "no CUDA device is visible (or this sparq was "
+                                                  "built without CUDA)");
+    const char *env = getenv("SPARQ_CUDA_DEVICE");
+    const int dev = env && *env ? atoi(env) : stage % n;
+    return sq_backend_cuda_create(dev, out);
 }

@@ -6,10 +6,6 @@
 
 #define SQ_OP(be, op, ...) (be)->ops->op((be), __VA_ARGS__)
 
-static sq_tensor_t rows_f32(float *p, int64_t rows, int64_t cols)
-{
-    return sq_tensor_2d(p, SQ_DTYPE_F32, rows, cols);
-}
 
 #define P(m, s, layer) sq_model_slot_tensor((m), (s), (layer))
 
@@ -60,7 +56,7 @@ static sq_status_t embed_rows(sq_model_t *m, sq_slot_t slot, const int32_t *ids,
     const int64_t C = sq_tensor_cols(&p->t);
     const uint8_t *mask = m->pert.masks ? m->pert.masks[idx] : NULL;
     for (int64_t i = 0; i < N; i++) {
-        sq_tensor_t row = sq_tensor_1d((float *)y->data + i * C, SQ_DTYPE_F32, C);
+        sq_tensor_t row = sq_model_f32(m, (float *)y->data + i * C, 1, C);
         SQ_TRY(SQ_OP(be, zo_perturb, &row, m->pert.seed, p->zo_id, (int64_t)ids[i] * C,
                      m->pert.scale, mask ? mask + (int64_t)ids[i] * C : NULL, &row));
     }
@@ -71,11 +67,11 @@ static sq_status_t unit_embed(sq_model_t *m, const sq_batch_t *bt, int64_t N)
 {
     sq_backend_t *be = m->be;
     const sq_model_config_t *c = &m->cfg;
-    sq_tensor_t h = rows_f32(m->h, N, c->d_model);
+    sq_tensor_t h = sq_model_f32(m, m->h, N, c->d_model);
     if (!bt->tokens) return sq_error_set(SQ_ERR_INVALID_ARG, "forward: the embed unit needs tokens");
     SQ_TRY(embed_rows(m, SQ_SLOT_EMBED, bt->tokens, N, &h));
     if (c->learned_pos) {
-        sq_tensor_t x = rows_f32(m->x, N, c->d_model);
+        sq_tensor_t x = sq_model_f32(m, m->x, N, c->d_model);
         SQ_TRY(embed_rows(m, SQ_SLOT_POS, m->pos_ids, N, &x));
         SQ_TRY(SQ_OP(be, add, &x, &h));
     }
@@ -89,12 +85,12 @@ static sq_status_t unit_attn(sq_model_t *m, int l, const sq_batch_t *bt, int64_t
     const int H = c->n_heads, K = c->n_kv_heads, D = c->head_dim;
     const int64_t HD = (int64_t)H * D, KD = (int64_t)K * D;
     const sq_wlayout_t lay = sq_model_wlayout(c);
-    sq_tensor_t h = rows_f32(m->h, N, c->d_model), x = rows_f32(m->x, N, c->d_model);
-    sq_tensor_t qkv = rows_f32(m->qkv, N, HD + 2 * KD);
+    sq_tensor_t h = sq_model_f32(m, m->h, N, c->d_model), x = sq_model_f32(m, m->x, N, c->d_model);
+    sq_tensor_t qkv = sq_model_f32(m, m->qkv, N, HD + 2 * KD);
     sq_tensor_t q = sq_tensor_cols_view(&qkv, 0, HD);
     sq_tensor_t k = sq_tensor_cols_view(&qkv, HD, KD);
     sq_tensor_t v = sq_tensor_cols_view(&qkv, HD + KD, KD);
-    sq_tensor_t att = rows_f32(m->att, N, HD);
+    sq_tensor_t att = sq_model_f32(m, m->att, N, HD);
 
     SQ_TRY(norm(m, &h, SQ_SLOT_LN1_W, SQ_SLOT_LN1_B, l, &x));
     if (P(m, SQ_SLOT_QKV_W, l)) {
@@ -117,11 +113,11 @@ static sq_status_t unit_mlp_in(sq_model_t *m, int l, int64_t N)
     sq_backend_t *be = m->be;
     const sq_model_config_t *c = &m->cfg;
     const sq_wlayout_t lay = sq_model_wlayout(c);
-    sq_tensor_t h = rows_f32(m->h, N, c->d_model), x = rows_f32(m->x, N, c->d_model);
-    sq_tensor_t a = rows_f32(m->a, N, c->d_ff);
+    sq_tensor_t h = sq_model_f32(m, m->h, N, c->d_model), x = sq_model_f32(m, m->x, N, c->d_model);
+    sq_tensor_t a = sq_model_f32(m, m->a, N, c->d_ff);
     SQ_TRY(norm(m, &h, SQ_SLOT_LN2_W, SQ_SLOT_LN2_B, l, &x));
     if (c->glu) {
-        sq_tensor_t up = rows_f32(m->up, N, c->d_ff);
+        sq_tensor_t up = sq_model_f32(m, m->up, N, c->d_ff);
         SQ_TRY(SQ_OP(be, linear, &x, P(m, SQ_SLOT_GATE_W, l), lay, P(m, SQ_SLOT_GATE_B, l), 0, &a));
         SQ_TRY(SQ_OP(be, linear, &x, P(m, SQ_SLOT_UP_W, l), lay, P(m, SQ_SLOT_UP_B, l), 0, &up));
         return SQ_OP(be, glu, c->act, &a, &up, &a);
@@ -133,13 +129,14 @@ static sq_status_t unit_mlp_in(sq_model_t *m, int l, int64_t N)
 static sq_status_t unit_mlp_out(sq_model_t *m, int l, int64_t N)
 {
     const sq_model_config_t *c = &m->cfg;
-    sq_tensor_t h = rows_f32(m->h, N, c->d_model), a = rows_f32(m->a, N, c->d_ff);
+    sq_tensor_t h = sq_model_f32(m, m->h, N, c->d_model), a = sq_model_f32(m, m->a, N, c->d_ff);
     return SQ_OP(m->be, linear, &a, P(m, SQ_SLOT_DOWN_W, l), sq_model_wlayout(c),
                  P(m, SQ_SLOT_DOWN_B, l), 1, &h);
 }
 
-/* Host-side reductions over one chunk of logits (CPU backend only). */
-static sq_status_t head_reduce(const sq_model_t *m, int64_t n, int64_t o0, sq_head_out_t *out)
+/* Host-side reductions over one chunk of logits (on a device: over the host
+ * copy of the chunk). */
+static sq_status_t head_reduce(sq_model_t *m, int64_t n, int64_t o0, sq_head_out_t *out)
 {
     const int64_t V = m->cfg.vocab_size;
     const int K = out->n_logit_index;
@@ -147,8 +144,14 @@ static sq_status_t head_reduce(const sq_model_t *m, int64_t n, int64_t o0, sq_he
         if (out->logit_index[k] < 0 || out->logit_index[k] >= V)
             return sq_error_set(SQ_ERR_RANGE, "head: logit index %d outside the vocabulary (%lld)",
                                 out->logit_index[k], (long long)V);
+    const float *logits = m->logits;
+    if (m->on_device) {
+        sq_tensor_t lg = sq_model_f32(m, m->logits, n, V);
+        SQ_TRY(m->be->ops->to_host(m->be, &lg, m->logits_host, sizeof(float) * (size_t)(n * V)));
+        logits = m->logits_host;
+    }
     for (int64_t i = 0; i < n; i++) {
-        const float *row = m->logits + i * V;
+        const float *row = logits + i * V;
         int64_t best = 0;
         for (int64_t j = 1; j < V; j++)
             if (row[j] > row[best]) best = j;
@@ -179,12 +182,10 @@ static sq_status_t unit_head(sq_model_t *m, const sq_batch_t *bt, int64_t N, sq_
     const int64_t n_eval = out->rows ? out->n_rows : N;
     if (out->nll && !bt->targets)
         return sq_error_set(SQ_ERR_INVALID_ARG, "forward: nll requested without targets");
-    if ((out->argmax || out->logits || out->logprobs) && be->ops->device != SQ_DEVICE_CPU)
-        return sq_error_set(SQ_ERR_UNSUPPORTED, "forward: argmax/logit outputs need the CPU backend");
-    sq_tensor_t h_all = rows_f32(m->h, N, C);
+    sq_tensor_t h_all = sq_model_f32(m, m->h, N, C);
     for (int64_t r0 = 0; r0 < n_eval; r0 += m->head_chunk) {
         int64_t n = n_eval - r0 < m->head_chunk ? n_eval - r0 : m->head_chunk;
-        sq_tensor_t h, x = rows_f32(m->x, n, C), lg = rows_f32(m->logits, n, V);
+        sq_tensor_t h, x = sq_model_f32(m, m->x, n, C), lg = sq_model_f32(m, m->logits, n, V);
         const int32_t *tgt = bt->targets ? bt->targets + r0 : NULL;
         if (out->rows) {
             for (int64_t i = 0; i < n; i++) {
@@ -195,11 +196,11 @@ static sq_status_t unit_head(sq_model_t *m, const sq_batch_t *bt, int64_t N, sq_
                 m->head_rows[i] = r;
                 if (bt->targets) m->head_tgt[i] = bt->targets[r];
             }
-            h = rows_f32(m->head_in, n, C);
+            h = sq_model_f32(m, m->head_in, n, C);
             SQ_TRY(SQ_OP(be, embedding, &h_all, m->head_rows, n, 0, &h));
             tgt = bt->targets ? m->head_tgt : NULL;
         } else {
-            h = rows_f32(m->h + r0 * C, n, C);
+            h = sq_model_f32(m, m->h + r0 * C, n, C);
         }
         SQ_TRY(norm(m, &h, SQ_SLOT_NORMF_W, SQ_SLOT_NORMF_B, -1, &x));
         SQ_TRY(SQ_OP(be, linear, &x, P(m, SQ_SLOT_HEAD, -1), SQ_WEIGHT_OUT_IN, NULL, 0, &lg));

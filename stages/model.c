@@ -148,7 +148,13 @@ static void model_free(sq_model_t *m)
     free(m->params);
     free(m->eff);
     free(m->layer_slot);
-    sq_arena_destroy(&m->arena);
+    if (m->on_device) {
+        m->be->ops->free(m->be, m->arena.base);
+        free(m->host_ints);
+        free(m->logits_host);
+    } else {
+        sq_arena_destroy(&m->arena);
+    }
     free(m);
 }
 
@@ -192,25 +198,35 @@ static size_t act_plan(sq_model_t *m, int alloc_pass, sq_status_t *st)
         float **dst;
         int64_t n;
         const char *what;
+        int host; /* read by the host (ids, positions): host memory on a device */
     } plan[] = {
-        {1, &m->h, N * C, "hidden [N,C]"},
-        {attn || mlp_in || head || embed, &m->x, N * C, "normed / position rows [N,C]"},
-        {attn, &m->qkv, N * QKV, "qkv [N,(H+2K)D]"},
-        {attn, &m->att, N * HD, "attention out [N,HD]"},
-        {mlp_in || mlp_out || a_in || a_out, &m->a, N * F, "mlp_act [N,F]"},
-        {mlp_in && c->glu, &m->up, N * F, "mlp up [N,F]"},
-        {head, &m->logits, (int64_t)m->head_chunk * c->vocab_size, "logits [chunk,V]"},
-        {head, &m->head_in, (int64_t)m->head_chunk * C, "head rows [chunk,C]"},
-        {head, (float **)&m->head_rows, m->head_chunk, "head row ids [chunk]"},
-        {head, (float **)&m->head_tgt, m->head_chunk, "head targets [chunk]"},
-        {1, (float **)&m->pos, N, "positions [N]"},
-        {1, (float **)&m->pos_ids, N, "position ids [N]"},
+        {1, &m->h, N * C, "hidden [N,C]", 0},
+        {attn || mlp_in || head || embed, &m->x, N * C, "normed / position rows [N,C]", 0},
+        {attn, &m->qkv, N * QKV, "qkv [N,(H+2K)D]", 0},
+        {attn, &m->att, N * HD, "attention out [N,HD]", 0},
+        {mlp_in || mlp_out || a_in || a_out, &m->a, N * F, "mlp_act [N,F]", 0},
+        {mlp_in && c->glu, &m->up, N * F, "mlp up [N,F]", 0},
+        {head, &m->logits, (int64_t)m->head_chunk * c->vocab_size, "logits [chunk,V]", 0},
+        {head, &m->head_in, (int64_t)m->head_chunk * C, "head rows [chunk,C]", 0},
+        {head, (float **)&m->head_rows, m->head_chunk, "head row ids [chunk]", 1},
+        {head, (float **)&m->head_tgt, m->head_chunk, "head targets [chunk]", 1},
+        {1, (float **)&m->pos, N, "positions [N]", 1},
+        {1, (float **)&m->pos_ids, N, "position ids [N]", 1},
     };
-    size_t bytes = 0;
+    size_t bytes = 0, host = 0;
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
         if (!plan[i].need) continue;
+        if (m->on_device && plan[i].host) { /* packed into host_ints */
+            if (alloc_pass && m->host_ints) *plan[i].dst = (float *)(m->host_ints + host);
+            host += (size_t)plan[i].n;
+            continue;
+        }
         bytes += sq_arena_footprint((size_t)plan[i].n * sizeof(float));
         if (alloc_pass && *st == SQ_OK) *st = alloc_f32(m, plan[i].n, plan[i].what, plan[i].dst);
+    }
+    if (!alloc_pass && m->on_device) {
+        m->host_ints = malloc(sizeof(int32_t) * (host ? host : 1));
+        if (!m->host_ints) *st = sq_error_set(SQ_ERR_NOMEM, "model: out of host memory");
     }
     return bytes;
 }
@@ -221,9 +237,11 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     sq_status_t st = SQ_OK;
     sq_weight_file_t *wf = NULL;
     pending_t *pend = NULL;
+    float *staging = NULL;
     sq_model_t *m = calloc(1, sizeof *m);
     if (!m) return sq_error_set(SQ_ERR_NOMEM, "model: out of host memory");
     m->be = be;
+    m->on_device = be->ops->device != SQ_DEVICE_CPU;
     snprintf(m->path, sizeof m->path, "%s", path);
 
     SQ_TRY_GOTO(st, open_source(path, &m->cfg, &wf), fail);
@@ -299,6 +317,7 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     }
     m->param_bytes = bytes;
     bytes += act_plan(m, 0, &st);
+    if (st != SQ_OK) goto fail;
     if (o.perturb) { /* the largest set of parameters one unit reads at once */
         for (int u = m->unit_begin; u < m->unit_end; u++) {
             int layer, ns;
@@ -312,7 +331,26 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
         }
         bytes += sq_arena_footprint((size_t)m->scratch_floats * sizeof(float));
     }
-    SQ_TRY_GOTO(st, sq_arena_create(bytes, &m->arena), fail);
+    int64_t max_numel = 0; /* host staging for the conversion of one tensor */
+    for (int j = 0; j < n_pend; j++)
+        if (pend[j].numel > max_numel) max_numel = pend[j].numel;
+    if (m->on_device) {
+        void *base;
+        bytes = sq_arena_footprint(bytes ? bytes : 64);
+        SQ_TRY_GOTO(st, be->ops->alloc(be, bytes, "the stage arena", &base), fail);
+        m->arena = (sq_arena_t){.base = base, .size = bytes};
+        if (m->head_chunk && range_has(m, SQ_UNIT_HEAD) &&
+            !(m->logits_host = malloc(sizeof(float) * (size_t)m->head_chunk * c->vocab_size))) {
+            st = sq_error_set(SQ_ERR_NOMEM, "model: out of host memory for the logits copy");
+            goto fail;
+        }
+        if (!(staging = malloc(sizeof(float) * (size_t)(max_numel ? max_numel : 1)))) {
+            st = sq_error_set(SQ_ERR_NOMEM, "model: out of host memory for weight staging");
+            goto fail;
+        }
+    } else {
+        SQ_TRY_GOTO(st, sq_arena_create(bytes, &m->arena), fail);
+    }
 
     /* pass 2: fp32 masters, then activations */
     m->params = calloc((size_t)n_pend, sizeof *m->params);
@@ -325,7 +363,16 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
         const sq_weight_info_t *info = pend[j].info;
         float *dst;
         SQ_TRY_GOTO(st, alloc_f32(m, pend[j].numel, pend[j].name, &dst), fail);
-        SQ_TRY_GOTO(st, sq_convert_to_f32(info->data, info->dtype, dst, pend[j].numel), fail);
+        p->t = pend[j].is_vector ? sq_tensor_1d(dst, SQ_DTYPE_F32, info->shape[0])
+                                 : sq_tensor_2d(dst, SQ_DTYPE_F32, info->shape[0], info->shape[1]);
+        p->t.device = be->ops->device;
+        if (m->on_device) { /* convert on the host, then upload */
+            SQ_TRY_GOTO(st, sq_convert_to_f32(info->data, info->dtype, staging, pend[j].numel), fail);
+            SQ_TRY_GOTO(st, be->ops->from_host(be, staging, sizeof(float) * (size_t)pend[j].numel,
+                                               &p->t), fail);
+        } else {
+            SQ_TRY_GOTO(st, sq_convert_to_f32(info->data, info->dtype, dst, pend[j].numel), fail);
+        }
         p->name = strdup(pend[j].name);
         m->n_params = j + 1;
         if (!p->name) {
@@ -335,8 +382,6 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
         p->file_dtype = info->dtype;
         p->is_vector = pend[j].is_vector;
         p->zo_id = sq_zo_tensor_id(p->name);
-        p->t = pend[j].is_vector ? sq_tensor_1d(dst, SQ_DTYPE_F32, info->shape[0])
-                                 : sq_tensor_2d(dst, SQ_DTYPE_F32, info->shape[0], info->shape[1]);
     }
     act_plan(m, 1, &st);
     if (st != SQ_OK) goto fail;
@@ -356,12 +401,14 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     SQ_TRY_GOTO(st, be->ops->reserve(be, &lim), fail);
 
     free(pend);
+    free(staging);
     sq_weights_close(wf); /* the masters are copies: the mapping can go */
     *out = m;
     return SQ_OK;
 
 fail:
     free(pend);
+    free(staging);
     sq_weights_close(wf);
     model_free(m);
     return st;
@@ -410,6 +457,21 @@ size_t sq_model_param_bytes(const sq_model_t *m)
     return m->param_bytes;
 }
 
+sq_status_t sq_model_param_read(sq_model_t *m, int i, float *host)
+{
+    const sq_param_t *p = sq_model_param(m, i);
+    if (!p || !host) return sq_error_set(SQ_ERR_INVALID_ARG, "model: parameter %d or buffer", i);
+    return m->be->ops->to_host(m->be, &p->t, host, sizeof(float) * (size_t)sq_tensor_numel(&p->t));
+}
+
+sq_status_t sq_model_param_write(sq_model_t *m, int i, const float *host)
+{
+    sq_param_t *p = sq_model_param(m, i);
+    if (!p || !host) return sq_error_set(SQ_ERR_INVALID_ARG, "model: parameter %d or buffer", i);
+    return m->be->ops->from_host(m->be, host, sizeof(float) * (size_t)sq_tensor_numel(&p->t),
+                                 &p->t);
+}
+
 sq_status_t sq_model_set_perturbation(sq_model_t *m, const sq_perturbation_t *p)
 {
     if (!p) {
@@ -437,11 +499,11 @@ static sq_status_t boundary_at(sq_model_t *m, int unit, int B, int T, sq_boundar
                             B, T, m->max_rows, m->max_seq);
     out->n_tensors = 1;
     out->names[0] = "hidden";
-    out->t[0] = sq_tensor_2d(m->h, SQ_DTYPE_F32, N, m->cfg.d_model);
+    out->t[0] = sq_model_f32(m, m->h, N, m->cfg.d_model);
     if (sq_model_unit_kind(&m->cfg, unit - 1, NULL) == SQ_UNIT_MLP_IN) {
         out->n_tensors = 2;
         out->names[1] = "mlp_act";
-        out->t[1] = sq_tensor_2d(m->a, SQ_DTYPE_F32, N, m->cfg.d_ff);
+        out->t[1] = sq_model_f32(m, m->a, N, m->cfg.d_ff);
     }
     return SQ_OK;
 }

@@ -59,7 +59,10 @@ struct sq_model {
     int unit_begin, unit_end;
     int max_rows, max_seq, head_chunk;
 
-    sq_arena_t arena;
+    sq_arena_t arena;      /* parameters, activations, scratch: backend (device) memory */
+    int on_device;         /* the backend's memory is not host memory */
+    int32_t *host_ints;    /* on a device: pos, pos_ids, head_rows, head_tgt live here */
+    float *logits_host;    /* on a device: [head_chunk, V] host copy for head_reduce */
     size_t param_bytes;
 
     int n_params;
@@ -89,5 +92,13 @@ struct sq_model {
     sq_tensor_t *eff;      /* [n_params] what the forward reads: theta or its perturbed copy */
     int32_t *pos_ids; /* [N] row of the position table */
 };
+
+/* A contiguous F32 view of stage memory, tagged with the backend's device. */
+static inline sq_tensor_t sq_model_f32(const sq_model_t *m, float *p, int64_t rows, int64_t cols)
+{
+    sq_tensor_t t = sq_tensor_2d(p, SQ_DTYPE_F32, rows, cols);
+    t.device = m->be->ops->device;
+    return t;
+}
 
 #endif

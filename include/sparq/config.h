@@ -105,6 +105,8 @@ typedef struct sq_config {
         int snapshot_every;
         uint64_t seed;
         int threads;
+        int device;  /* 0 cpu, 1 cuda */
+        int overlap; /* cuda: overlap boundary encode/copy/send with the next compute */
     } train;
 } sq_config_t;
 

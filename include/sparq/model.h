@@ -17,7 +17,11 @@
  *
  * Parameters are held as fp32 masters (converted from the file's F16/BF16)
  * in one per-stage arena sized at load time, together with every activation
- * buffer the forward needs; the forward allocates nothing.
+ * buffer the forward needs; the forward allocates nothing. The arena is the
+ * backend's memory (alloc op): host memory on the CPU, device memory on a
+ * GPU, where weights are converted on the host and uploaded tensor by tensor
+ * and only the small index arrays (positions, gathered head rows) stay on
+ * the host.
  */
 #ifndef SPARQ_MODEL_H
 #define SPARQ_MODEL_H
@@ -94,6 +98,11 @@ sq_param_t *sq_model_param(sq_model_t *m, int i);
 size_t sq_model_arena_bytes(const sq_model_t *m);
 size_t sq_model_param_bytes(const sq_model_t *m);
 
+/* Copy parameter i to / from packed fp32 host memory (numel floats): how the
+ * runtime reads and writes masters that may live in device memory. */
+sq_status_t sq_model_param_read(sq_model_t *m, int i, float *host);
+sq_status_t sq_model_param_write(sq_model_t *m, int i, const float *host);
+
 /* Tensors crossing a boundary, as views into the stage's own buffers. */
 typedef struct sq_boundary {
     int n_tensors;
@@ -102,7 +111,8 @@ typedef struct sq_boundary {
 } sq_boundary_t;
 
 /* Boundary arithmetic against a contiguous buffer holding every tensor of
- * bd in order, row by row (sq_boundary_numel floats). The ZO pair coding uses
+ * bd in order, row by row (sq_boundary_numel floats). Host memory only: on a
+ * device the runtime does the same with the backend's axpby. The ZO pair coding uses
  * it: the -eps pass of a micro-batch sends x- - x+ and the receiver adds its
  * decoded x+ back, so both passes carry the same quantization error. */
 int64_t sq_boundary_numel(const sq_boundary_t *bd);

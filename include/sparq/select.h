@@ -20,7 +20,10 @@ extern "C" {
 typedef struct sq_selection {
     int n_params;
     uint8_t *tuned;   /* [n_params] */
-    uint8_t **masks;  /* [n_params] element masks (NULL entry: whole tensor) */
+    uint8_t **masks;  /* [n_params] element masks (NULL entry: whole tensor), in the
+                       * backend's memory: what the ZO ops read */
+    uint8_t **host_masks; /* the same masks in host memory (== masks on the CPU) */
+    sq_backend_t *be;     /* owner of device masks (NULL on the CPU) */
     int64_t n_tuned_elems;
 } sq_selection_t;
 

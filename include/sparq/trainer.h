@@ -29,6 +29,10 @@ extern "C" {
 /* Learning rate of step t under the config's schedule. */
 double sq_zo_lr(const sq_config_t *cfg, int64_t step);
 
+/* The backend train.device asks for: the CPU (train.threads), or CUDA device
+ * SPARQ_CUDA_DEVICE if set, else stage mod the number of visible GPUs. */
+sq_status_t sq_job_backend(const sq_config_t *cfg, int stage, sq_backend_t **out);
+
 /* theta -= lr * (mean_k g_k z_k + wd theta) over the selection (wd skips vectors). */
 sq_status_t sq_zo_apply_update(sq_model_t *m, const sq_selection_t *sel, int n,
                                const uint64_t *seeds, const float *g, float lr, float wd);

@@ -1,13 +1,17 @@
 /* Golden test: `sparq logits` against reference logits computed by an
  * independent PyTorch implementation of each format (reference.json).
  *
- * usage: test_golden SPARQ_BINARY MODEL_PATH REFERENCE_JSON
+ * usage: test_golden SPARQ_BINARY MODEL_PATH REFERENCE_JSON [cuda]
+ * With `cuda` the logits come from the CUDA backend (sparq logits --device
+ * cuda), and the test is skipped (exit 77) where no GPU is visible.
  * Exit status is the verdict (0 = every value within tolerance). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sparq/backend.h"
 
 static char *slurp(FILE *f)
 {
@@ -46,9 +50,14 @@ static int close_enough(double got, double want, double abs_tol, double rel_tol)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s SPARQ MODEL REFERENCE_JSON\n", argv[0]);
+    const int cuda = argc == 5 && !strcmp(argv[4], "cuda");
+    if (argc != 4 && !cuda) {
+        fprintf(stderr, "usage: %s SPARQ MODEL REFERENCE_JSON [cuda]\n", argv[0]);
         return 2;
+    }
+    if (cuda && !sq_cuda_available()) {
+        printf("SKIPPED: no CUDA device visible\n");
+        return 77;
     }
     FILE *rf = fopen(argv[3], "rb");
     if (!rf) {
@@ -71,8 +80,8 @@ int main(int argc, char **argv)
     char *tok_s = join_ints(tokens), *idx_s = join_ints(index);
     size_t cmd_len = strlen(tok_s) + strlen(idx_s) + strlen(argv[1]) + strlen(argv[2]) + 128;
     char *cmd = malloc(cmd_len);
-    snprintf(cmd, cmd_len, "'%s' logits --model '%s' --tokens %s --logit-index %s", argv[1],
-             argv[2], tok_s, idx_s);
+    snprintf(cmd, cmd_len, "'%s' logits --model '%s' --tokens %s --logit-index %s%s", argv[1],
+             argv[2], tok_s, idx_s, cuda ? " --device cuda" : "");
     FILE *p = popen(cmd, "r");
     char *otext = p ? slurp(p) : NULL;
     int rc = p ? pclose(p) : -1;
