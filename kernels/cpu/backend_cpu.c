@@ -45,28 +45,8 @@ static sq_status_t cpu_reserve(sq_backend_t *be, const sq_backend_limits_t *lim)
 /* Checks for the copies, which take any dtype (ids travel as I32). */
 static sq_status_t check_copy(const char *op, const sq_tensor_t *t, const void *host, size_t bytes)
 {
-    if (!t) return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.%s: tensor is NULL", op);
-    if (t->device != SQ_DEVICE_CPU)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.%s: tensor is not in host memory", op);
-    if (t->dtype < 0 || t->dtype >= SQ_DTYPE_COUNT || t->ndim < 1 || t->ndim > SQ_MAX_DIMS)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.%s: malformed tensor (dtype %d, ndim %d)", op,
-                            (int)t->dtype, t->ndim);
-    for (int i = 0; i < t->ndim; i++)
-        if (t->shape[i] < 0)
-            return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.%s: negative dim %d", op, i);
-    int64_t cols = sq_tensor_cols(t);
-    if (t->ld != 0 && t->ld < cols)
-        return sq_error_set(SQ_ERR_INVALID_ARG,
-                            "cpu.%s: ld %" PRId64 " smaller than %" PRId64 " cols", op, t->ld,
-                            cols);
-    size_t want = (size_t)sq_tensor_numel(t) * sq_dtype_size(t->dtype);
-    if (bytes != want)
-        return sq_error_set(SQ_ERR_INVALID_ARG,
-                            "cpu.%s: %zu bytes given for a %s tensor of %zu bytes", op, bytes,
-                            sq_dtype_name(t->dtype), want);
-    if (want > 0 && (!host || !t->data))
-        return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.%s: NULL buffer", op);
-    return SQ_OK;
+    const sq_check_site_t at = {"cpu", op, SQ_DEVICE_CPU};
+    return sq_tensor_check_copy(&at, t, host, bytes);
 }
 
 /* Host buffers are packed; tensors may be strided views. */

@@ -10,6 +10,7 @@
 #define SQ_KERNELS_CPU_INTERNAL_H
 
 #include "sparq/backend.h"
+#include "sparq/tensor_check.h"
 
 typedef struct sq_cpu_ctx {
     int nthreads; /* team size of every parallel region (fixed at create) */
@@ -29,17 +30,30 @@ static inline sq_cpu_ctx_t *sq_cpu_ctx(sq_backend_t *be)
     return (sq_cpu_ctx_t *)be->ctx;
 }
 
-/* ---- argument checks (check.c); `op` is the op name used in messages ---- */
+/* ---- argument checks; `op` is the op name used in messages ---- */
 
-/* A 2-D (or higher, rows flattened) F32 CPU matrix with ld >= cols. rows/cols
- * of -1 accept any size. */
-sq_status_t sq_cpu_check_mat(const char *op, const char *name, const sq_tensor_t *t, int64_t rows,
-                             int64_t cols);
+/* The shared checks of sparq/tensor_check.h: F32 host tensors. rows/cols of
+ * -1 accept any size. */
+static inline sq_status_t sq_cpu_check_mat(const char *op, const char *name, const sq_tensor_t *t,
+                                           int64_t rows, int64_t cols)
+{
+    const sq_check_site_t at = {"cpu", op, SQ_DEVICE_CPU};
+    return sq_tensor_check_mat(&at, name, t, rows, cols, SQ_DT(SQ_DTYPE_F32));
+}
 /* A contiguous F32 CPU vector of n elements (any ndim, numel == n). */
-sq_status_t sq_cpu_check_vec(const char *op, const char *name, const sq_tensor_t *t, int64_t n);
-sq_status_t sq_cpu_check_backend(const char *op, const sq_backend_t *be);
+static inline sq_status_t sq_cpu_check_vec(const char *op, const char *name, const sq_tensor_t *t,
+                                           int64_t n)
+{
+    const sq_check_site_t at = {"cpu", op, SQ_DEVICE_CPU};
+    return sq_tensor_check_vec(&at, name, t, n, SQ_DT(SQ_DTYPE_F32));
+}
+static inline sq_status_t sq_cpu_check_backend(const char *op, const sq_backend_t *be)
+{
+    if (!be || !be->ctx) return sq_error_set(SQ_ERR_INVALID_ARG, "cpu.%s: backend is NULL", op);
+    return SQ_OK;
+}
 /* 1 when the memory spans of two matrices intersect. */
-int sq_cpu_overlaps(const sq_tensor_t *a, const sq_tensor_t *b);
+#define sq_cpu_overlaps sq_tensor_overlaps
 /* Row pointer of a checked F32 matrix. */
 static inline float *sq_cpu_row(const sq_tensor_t *t, int64_t r)
 {

@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include "sparq/backend.h"
+#include "sparq/tensor_check.h"
 
 /* Host staging slots for ids / positions / targets (see sq_cuda_upload_i32):
  * the host runs at most this many uploads ahead of the stream. */
@@ -84,19 +85,22 @@ sq_status_t sq_cublas_error(const char *op, const char *call, cublasStatus_t st)
 /* ---- argument checks (check.cu); `op` is "linear", "rope", ... and the
  * messages read "cuda.<op>: <arg> ..." ---- */
 
-/* Bit of a dtype in the `dtypes` masks below. */
-#define SQ_DT(dt) (1u << (unsigned)(dt))
-#define SQ_DT_FLOATS (SQ_DT(SQ_DTYPE_F32) | SQ_DT(SQ_DTYPE_F16) | SQ_DT(SQ_DTYPE_BF16))
-
 /* The backend is a CUDA backend; makes its device current for this thread. */
 sq_status_t sq_cuda_begin(const char *op, sq_backend_t *be);
-/* A 2-D (or higher, rows flattened) device matrix of one of `dtypes` with
- * ld >= cols; rows/cols of -1 accept any size. */
-sq_status_t sq_cuda_check_mat_dt(const char *op, const char *name, const sq_tensor_t *t,
-                                 int64_t rows, int64_t cols, unsigned dtypes);
-/* A contiguous device vector of n elements of one of `dtypes`. */
-sq_status_t sq_cuda_check_vec_dt(const char *op, const char *name, const sq_tensor_t *t,
-                                 int64_t n, unsigned dtypes);
+/* The shared checks of sparq/tensor_check.h, for device tensors. */
+static inline sq_status_t sq_cuda_check_mat_dt(const char *op, const char *name,
+                                               const sq_tensor_t *t, int64_t rows, int64_t cols,
+                                               unsigned dtypes)
+{
+    const sq_check_site_t at = {"cuda", op, SQ_DEVICE_CUDA};
+    return sq_tensor_check_mat(&at, name, t, rows, cols, dtypes);
+}
+static inline sq_status_t sq_cuda_check_vec_dt(const char *op, const char *name,
+                                               const sq_tensor_t *t, int64_t n, unsigned dtypes)
+{
+    const sq_check_site_t at = {"cuda", op, SQ_DEVICE_CUDA};
+    return sq_tensor_check_vec(&at, name, t, n, dtypes);
+}
 static inline sq_status_t sq_cuda_check_mat(const char *op, const char *name,
                                             const sq_tensor_t *t, int64_t rows, int64_t cols)
 {
@@ -107,9 +111,7 @@ static inline sq_status_t sq_cuda_check_vec(const char *op, const char *name,
 {
     return sq_cuda_check_vec_dt(op, name, t, n, SQ_DT(SQ_DTYPE_F32));
 }
-/* 1 when the memory of two matrix views intersects (column views of one
- * buffer with a common ld do not). */
-int sq_cuda_overlaps(const sq_tensor_t *a, const sq_tensor_t *b);
+#define sq_cuda_overlaps sq_tensor_overlaps
 /* `need` rows of host-fed scratch are reserved (SQ_ERR_INVALID_ARG if not). */
 sq_status_t sq_cuda_check_rows(const char *op, const sq_cuda_ctx_t *ctx, int64_t need);
 
