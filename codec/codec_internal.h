@@ -13,6 +13,10 @@
 #error "the codec stores sections with native loads/stores: little-endian hosts only"
 #endif
 
+#ifdef __cplusplus
+extern "C" { /* the GPU codec (codec/cuda) shares the header and layout code */
+#endif
+
 /* Header field offsets (codec/FORMAT.md, "Header"). */
 enum {
     SQ_HDR_MAGIC = 0,
@@ -144,4 +148,7 @@ static inline void sq_st64(uint8_t *p, uint64_t v)
     memcpy(p, &v, 8);
 }
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -428,6 +428,30 @@ static sq_status_t sq_decode_lossless(const sq_dec_t *d, float *y, int64_t rows,
     return SQ_OK;
 }
 
+/* The checksum of a message whose header sq_codec_peek() accepted (so
+ * h->total_size bytes are readable): the one check sq_codec_decode() and
+ * sq_codec_check() share. */
+static sq_status_t sq_dec_verify_checksum(const uint8_t *b, const sq_codec_header_t *h)
+{
+    uint32_t crc = sq_codec_message_crc(b, h->total_size);
+    if (crc != h->checksum)
+        return sq_error_set(SQ_ERR_CHECKSUM,
+                            "codec message: checksum 0x%08" PRIx32
+                            " but the bytes give 0x%08" PRIx32,
+                            h->checksum, crc);
+    return SQ_OK;
+}
+
+sq_status_t sq_codec_check(const void *buf, size_t len, sq_codec_header_t *hdr)
+{
+    if (!buf || !hdr) return sq_error_set(SQ_ERR_INVALID_ARG, "codec check: NULL argument");
+    sq_codec_header_t h;
+    SQ_TRY(sq_codec_peek(buf, len, &h));
+    SQ_TRY(sq_dec_verify_checksum(buf, &h));
+    *hdr = h;
+    return SQ_OK;
+}
+
 sq_status_t sq_codec_decode(const void *buf, size_t len, float *y, int64_t rows, int64_t cols,
                             int64_t ld)
 {
@@ -442,12 +466,7 @@ sq_status_t sq_codec_decode(const void *buf, size_t len, float *y, int64_t rows,
     if (ld < cols)
         return sq_error_set(SQ_ERR_INVALID_ARG, "codec decode: ld = %" PRId64 " < cols", ld);
     d.b = buf;
-    uint32_t crc = sq_codec_message_crc(d.b, d.h.total_size);
-    if (crc != d.h.checksum)
-        return sq_error_set(SQ_ERR_CHECKSUM,
-                            "codec message: checksum 0x%08" PRIx32
-                            " but the bytes give 0x%08" PRIx32,
-                            d.h.checksum, crc);
+    SQ_TRY(sq_dec_verify_checksum(d.b, &d.h));
     sq_codec_layout(&d.h, &d.l);
     const sq_codec_layout_t *l = &d.l;
     if (!sq_all_zero(d.b + l->off_codes + l->len_codes, l->total - l->off_codes - l->len_codes))

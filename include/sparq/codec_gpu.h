@@ -24,7 +24,12 @@
  * non-zero count that sizes the message and picks the AUTO layout, and the
  * NaN/Inf flag), decode after reading back the check flag; the kernels that
  * write the message bytes may still be running on `stream` when encode
- * returns (order a copy after them on the same stream).
+ * returns (order a copy after them on the same stream). Work with one
+ * workspace must stay on one stream (or be ordered by the caller): the
+ * workspace's scratch is reused by the next call. Kernels run on the device
+ * that was current when the workspace was created; keep it current.
+ *
+ * How the work is split into kernels: codec/GPU.md.
  */
 #ifndef SPARQ_CODEC_GPU_H
 #define SPARQ_CODEC_GPU_H
@@ -38,9 +43,12 @@ extern "C" {
 typedef struct sq_codec_gpu sq_codec_gpu_t;
 
 /* A workspace for messages of up to max_elems elements with up to max_rows
- * rows (device scratch for counts and scans, pinned host words for the
- * flags). One workspace serves one stream at a time. SQ_ERR_UNSUPPORTED when
- * this build has no CUDA or no device is visible. */
+ * rows (device scratch: max_elems bytes of codes plus max_elems / 2 bytes of
+ * per-32-element counts and their scan; pinned host words for the flags).
+ * Encode needs rows <= max_rows and rows * cols <= max_elems, bitmap decode
+ * rows * cols <= max_elems (SQ_ERR_RANGE otherwise); other decodes need no
+ * scratch. One workspace serves one stream at a time. SQ_ERR_UNSUPPORTED
+ * when this build has no CUDA or no device is visible. */
 sq_status_t sq_codec_gpu_create(int64_t max_rows, int64_t max_elems, sq_codec_gpu_t **out);
 void sq_codec_gpu_destroy(sq_codec_gpu_t *g);
 
@@ -48,18 +56,37 @@ void sq_codec_gpu_destroy(sq_codec_gpu_t *g);
  * (device, cap bytes, 8-byte aligned). *written = message size; the checksum
  * field is 0 (see above). stats as in sq_codec_encode. Errors as
  * sq_codec_encode (params, NaN/Inf naming row and column, fp16 scale
- * overflow, cap too small), plus SQ_ERR_UNSUPPORTED (outliers) and
- * SQ_ERR_CUDA. */
+ * overflow, cap too small; a misaligned dmsg is SQ_ERR_INVALID_ARG), plus
+ * SQ_ERR_UNSUPPORTED (outliers), SQ_ERR_RANGE (a shape beyond the
+ * workspace) and SQ_ERR_CUDA. Writes only [dmsg, dmsg + *written) on
+ * success (on error dmsg holds garbage, like the CPU encoder's buffer). */
 sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_params_t *p, const float *x,
                                 int64_t rows, int64_t cols, int64_t ld, void *dmsg, size_t cap,
                                 size_t *written, sq_codec_stats_t *stats, void *stream);
 
-/* Decode the message at dmsg (device; hdr is what sq_codec_check() returned
- * for the host copy of the same bytes) into y [rows, cols] (device, row
- * stride ld). rows/cols must equal the header's (SQ_ERR_RANGE). */
+/* Decode the message at dmsg (device, 8-byte aligned; hdr is what
+ * sq_codec_check() returned for the host copy of the same bytes) into
+ * y [rows, cols] (device, row stride ld). rows/cols must equal the header's
+ * (SQ_ERR_RANGE). Errors: SQ_ERR_FORMAT / SQ_ERR_RANGE for a message that
+ * fails a check (with several faults the first check of FORMAT.md's table
+ * that fails is named, which is not always the one the CPU decoder names
+ * first), SQ_ERR_UNSUPPORTED (outliers), SQ_ERR_INVALID_ARG (a header
+ * struct that does not describe a valid message), SQ_ERR_CUDA. Reads only
+ * [dmsg, dmsg + hdr->total_size), writes only the rows x cols cells of y. */
 sq_status_t sq_codec_gpu_decode(sq_codec_gpu_t *g, const sq_codec_header_t *hdr,
                                 const void *dmsg, float *y, int64_t rows, int64_t cols,
                                 int64_t ld, void *stream);
+
+/* Decode a CSR message into the arrays of a zero-based CSR matrix with
+ * 32-bit indices, as cuSPARSE takes them (all device memory):
+ * row_ptr [rows + 1], col_idx [nnz], val [nnz] (fp32, val[k] is the value
+ * sq_codec_gpu_decode would write at [r][col_idx[k]]), nnz = hdr->nnz.
+ * Same checks and errors as sq_codec_gpu_decode; SQ_ERR_INVALID_ARG when the
+ * message is not CSR, SQ_ERR_RANGE when rows + 1, cols or nnz exceed
+ * INT32_MAX. On error the arrays hold garbage. */
+sq_status_t sq_codec_gpu_decode_csr(sq_codec_gpu_t *g, const sq_codec_header_t *hdr,
+                                    const void *dmsg, int32_t *row_ptr, int32_t *col_idx,
+                                    float *val, void *stream);
 
 #ifdef __cplusplus
 }

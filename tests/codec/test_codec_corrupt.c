@@ -434,6 +434,42 @@ static void test_corpus_valid(void **state)
         assert_true(seen[i] > 0);
 }
 
+/* sq_codec_check: the header and checksum a receiver verifies on its host
+ * copy before the payload goes to the GPU decoder. */
+static void test_check(void **state)
+{
+    (void)state;
+    for (size_t e = 0; e < 4; e++) {
+        msgcase_t m = make(k_encs[e], 4, 0, 0, 0.3);
+        sq_codec_header_t h, hp;
+        memset(&h, 0, sizeof h);
+        assert_int_equal(sq_codec_check(m.buf, m.len, &h), SQ_OK);
+        assert_int_equal(sq_codec_peek(m.buf, m.len, &hp), SQ_OK);
+        assert_memory_equal(&h, &hp, sizeof h);
+        /* a flipped payload byte: only the checksum can tell, hdr untouched */
+        for (size_t i = SQ_CODEC_HEADER_SIZE; i < m.len; i += 7) {
+            m.buf[i] ^= 0x20;
+            sq_codec_header_t h2 = hp;
+            h2.tag = 12345;
+            assert_int_equal(sq_codec_check(m.buf, m.len, &h2), SQ_ERR_CHECKSUM);
+            assert_int_equal(h2.tag, 12345);
+            assert_non_null(strstr(sq_error_last(), "checksum"));
+            m.buf[i] ^= 0x20;
+        }
+        /* a flipped checksum byte */
+        m.buf[SQ_HDR_CHECKSUM + 2] ^= 1;
+        assert_int_equal(sq_codec_check(m.buf, m.len, &h), SQ_ERR_CHECKSUM);
+        m.buf[SQ_HDR_CHECKSUM + 2] ^= 1;
+        /* truncated anywhere: the header's framing fails first */
+        for (size_t n = 0; n < m.len; n++)
+            assert_int_equal(sq_codec_check(m.buf, n, &h), SQ_ERR_FORMAT);
+        assert_int_equal(sq_codec_check(m.buf, m.len, &h), SQ_OK);
+        assert_int_equal(sq_codec_check(NULL, m.len, &h), SQ_ERR_INVALID_ARG);
+        assert_int_equal(sq_codec_check(m.buf, m.len, NULL), SQ_ERR_INVALID_ARG);
+        free(m.buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_header_fields),    cmocka_unit_test(test_csr_structure),
         cmocka_unit_test(test_bitmap_structure), cmocka_unit_test(test_dense_and_side_sections),
         cmocka_unit_test(test_random_damage),    cmocka_unit_test(test_corpus_valid),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,65 @@
+/* Device-side emulation: every CUDA thread of a block is a ucontext fiber;
+ * __syncthreads and __shfl_xor_sync are barriers resolved by a scheduler,
+ * blocks run one after the other. Atomics are plain read-modify-writes
+ * (fibers switch only at barriers). */
+#ifndef SQ_EMU_CUDA_RUNTIME_H
+#define SQ_EMU_CUDA_RUNTIME_H
+#include "cuda_runtime_api.h"
+#include <math.h>
+#include <string.h>
+#include <functional>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#ifndef __restrict__
+#define __restrict__ __restrict
+#endif
+
+struct uint3 { unsigned x, y, z; };
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+struct uint4 { unsigned x, y, z, w; };
+
+struct sq_emu_thread { uint3 tid, bid; dim3 bdim, gdim; };
+extern sq_emu_thread *sq_emu_cur;
+#define threadIdx (sq_emu_cur->tid)
+#define blockIdx (sq_emu_cur->bid)
+#define blockDim (sq_emu_cur->bdim)
+#define gridDim (sq_emu_cur->gdim)
+
+void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+void __syncthreads(void);
+uint64_t sq_emu_shfl_xor(unsigned mask, uint64_t v, int o);
+
+template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int o)
+{
+    uint64_t b = 0;
+    memcpy(&b, &v, sizeof v);
+    b = sq_emu_shfl_xor(mask, b, o);
+    T r;
+    memcpy(&r, &b, sizeof r);
+    return r;
+}
+template <class T> static inline T max(T a, T b) { return a > b ? a : b; }
+template <class T> static inline T min(T a, T b) { return a < b ? a : b; }
+static inline int __popc(unsigned v) { return __builtin_popcount(v); }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline double __dmul_rn(double a, double b) { return a * b; }
+static inline int __float2int_rn(float v) { return (int)rintf(v); }
+static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+static inline unsigned long long atomicMin(unsigned long long *p, unsigned long long v)
+{ unsigned long long o = *p; if (v < o) *p = v; return o; }
+static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v)
+{ unsigned long long o = *p; *p = o + v; return o; }
+static inline unsigned atomicOr(unsigned *p, unsigned v) { unsigned o = *p; *p = o | v; return o; }
+#endif
