@@ -22,6 +22,8 @@ static const bench_entry_t benches[] = {
     {"pipeline", "step time and its breakdown on 1, 2, 4 local stages", sq_bench_pipeline_main},
     {"transport", "activation-message bandwidth vs ucx_perftest ucp_am_bw", sq_bench_transport_main},
     {"zo", "time of a ZO step vs the two forward passes it contains", sq_bench_zo_main},
+    {"gpu", "GPU forward MFU, device memory per stage, two-stage step with overlap on/off",
+     sq_bench_gpu_main},
 };
 
 int sq_bench_main(int argc, char **argv)

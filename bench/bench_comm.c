@@ -501,65 +501,6 @@ static mem_result_t measure_stage(const sq_config_t *cf, int ub, int ue)
     return r;
 }
 
-/* First-order (backprop) memory of the same stage, mixed-precision Adam:
- *
- *   weights state = 16 B/param: fp16 weight 2 + fp16 grad 2 + fp32 master 4
- *                   + Adam m 4 + v 4
- *   activations   = in_flight * sum over the stage's units, per micro-batch
- *                   of b sequences of T tokens (n = b*T), fp16 (2 B) unless noted:
- *     ATTN    n * (2C + HD + 2KD + HD) * 2  + b*H*T*T * 2
- *             (norm1 input, norm1 output = QKV input, Q, K, V, attention
- *              output = out-proj input; softmax probabilities)
- *     MLP_IN  n * (2C + F') * 2    (norm2 input, norm2 output = up input,
- *                                   pre-activation; F' = F, gated: 2F)
- *     MLP_OUT n * F * 2            (activation = down-proj input)
- *     HEAD    n * 2C * 2 + rows * V * 4   (final-norm input and output;
- *                                   fp32 logits of the scored rows)
- *     EMBED   0                    (token ids only)
- *   with HD = heads * head_dim, KD = kv_heads * head_dim. Per layer this is
- *   Korthikanti et al.'s 34sbh + 5as^2b without the dropout masks:
- *   32sbh + 2as^2b bytes when F = 4C and KD = HD = C.
- *   in_flight: 1F1B, stage k of S holds the activations of S - k
- *   micro-batches (no more than the step has).
- * Working buffers of the backward, the framework and the process itself
- * are not counted: the estimate is a lower bound. */
-typedef struct fo_mem {
-    double weights_mb, act_mb; /* act_mb: all micro-batches in flight */
-    int in_flight;
-} fo_mem_t;
-
-static fo_mem_t fo_estimate(const sq_model_config_t *mc, int ub, int ue, int k, int S, int M,
-                            int64_t n_params, int Bm, int T, int head_rows)
-{
-    const double n = (double)Bm * T, C = mc->d_model, V = mc->vocab_size;
-    const double HD = (double)mc->n_heads * mc->head_dim;
-    const double KD = (double)mc->n_kv_heads * mc->head_dim, F = mc->d_ff;
-    double act = 0;
-    for (int u = ub; u < ue; u++) {
-        switch (sq_model_unit_kind(mc, u, NULL)) {
-        case SQ_UNIT_ATTN:
-            act += n * (2 * C + HD + 2 * KD + HD) * 2 + (double)Bm * mc->n_heads * T * T * 2;
-            break;
-        case SQ_UNIT_MLP_IN:
-            act += n * (2 * C + (mc->glu ? 2 * F : F)) * 2;
-            break;
-        case SQ_UNIT_MLP_OUT:
-            act += n * F * 2;
-            break;
-        case SQ_UNIT_HEAD:
-            act += n * 2 * C * 2 + (double)head_rows * V * 4;
-            break;
-        default:
-            break;
-        }
-    }
-    fo_mem_t r;
-    r.in_flight = S - k < M ? S - k : M;
-    r.weights_mb = 16.0 * (double)n_params / 1048576.0;
-    r.act_mb = act * r.in_flight / 1048576.0;
-    return r;
-}
-
 /* ---- setup ---- */
 
 static sq_status_t comm_open(comm_t *c)
@@ -819,7 +760,7 @@ static void print_memory(const comm_t *c, const mem_result_t *mr)
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < c->S; k++) {
         const mem_result_t *r = &mr[k];
-        fo_mem_t fo = fo_estimate(&c->mc, c->cut[k], c->cut[k + 1], k, c->S, c->M, r->n_params,
+        sq_bench_fo_mem_t fo = sq_bench_fo_estimate(&c->mc, c->cut[k], c->cut[k + 1], k, c->S, c->M, r->n_params,
                                   r->Bm, r->T, r->head_rows);
         const double total = fo.weights_mb + fo.act_mb, net = r->rss_mb - fl->rss_mb;
         out("| %d | [%d,%d) | %lld | %.1f | %.1f | %.1f | %.1f | %dx%d | %.1f | %.2f (%d) | %.1f "

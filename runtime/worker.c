@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sparq/codec.h"
+#include "sparq/codec_staging.h"
 #include "sparq/task.h"
 #include "sparq/tokenizer.h"
 #include "sparq/trainer.h"
@@ -48,6 +49,13 @@ typedef struct worker {
     size_t send_cap;
     float *pair_out;  /* ZO pair coding: exact x+ of the micro-batch being sent (NULL: off) */
     float *pair_in;   /* decoded x+ of the micro-batch being received (NULL: off) */
+    /* on a GPU: pair buffers live in device memory, boundaries go through the
+     * stager, and with overlap the send of micro-batch i waits in `pending`
+     * until micro-batch i+1's compute has been queued */
+    int gpu;
+    sq_codec_stager_t *stager;
+    int pending;
+    sq_msg_hdr_t pending_hdr;
     double *terms;   /* last stage: loss terms of all micro-batches of one pass */
     int max_terms;
     char dir[SQ_CONFIG_PATH_MAX + 32];
@@ -91,6 +99,48 @@ static void stage_address(const sq_config_t *cfg, int k, char *buf, size_t cap)
 
 /* ---- activations over the wire ---- */
 
+/* A device boundary's tensors as contiguous views into a pair buffer. */
+static sq_tensor_t pair_view(const sq_boundary_t *bd, int i, float *buf)
+{
+    int64_t off = 0;
+    for (int k = 0; k < i; k++) off += sq_tensor_rows(&bd->t[k]) * sq_tensor_cols(&bd->t[k]);
+    sq_tensor_t t = sq_tensor_2d(buf + off, SQ_DTYPE_F32, sq_tensor_rows(&bd->t[i]),
+                                 sq_tensor_cols(&bd->t[i]));
+    t.device = bd->t[i].device;
+    return t;
+}
+
+/* sq_boundary_pair_send / _recv on device memory, with the backend's axpby:
+ * send +1: buf = x; send -1: buf = x - buf (returns 1: encode from buf);
+ * recv +1: buf = x; recv -1: x += buf. */
+static sq_status_t gpu_pair(worker_t *w, const sq_boundary_t *bd, int sign, float *buf, int send,
+                            int *diff)
+{
+    sq_backend_t *be = w->be;
+    if (diff) *diff = 0;
+    if (!buf || sign == 0) return SQ_OK;
+    for (int i = 0; i < bd->n_tensors; i++) {
+        sq_tensor_t pv = pair_view(bd, i, buf);
+        sq_tensor_t x = bd->t[i];
+        if (sign > 0) SQ_TRY(be->ops->axpby(be, 1.0f, &x, 0.0f, &pv));
+        else if (send) SQ_TRY(be->ops->axpby(be, 1.0f, &x, -1.0f, &pv));
+        else SQ_TRY(be->ops->axpby(be, 1.0f, &pv, 1.0f, &x));
+    }
+    if (diff) *diff = send && sign < 0;
+    return SQ_OK;
+}
+
+/* Finish the deferred send of the previous micro-batch (GPU overlap). */
+static sq_status_t flush_send(worker_t *w)
+{
+    if (!w->pending) return SQ_OK;
+    double t0 = now_s();
+    w->pending = 0;
+    SQ_TRY(sq_codec_stager_finish(w->stager));
+    w->st.encode_s += now_s() - t0;
+    return sq_peer_send(w->next, &w->pending_hdr, w->send_buf);
+}
+
 /* payload: per crossing tensor, u64 length then one codec message */
 static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign, uint64_t seed,
                                  int B, int T)
@@ -99,28 +149,40 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
     SQ_TRY(sq_model_output_boundary(w->model, B, T, &bd));
     double t0 = now_s();
     /* pair coding: +eps keeps x+, -eps sends x- - x+ from that buffer */
-    const int diff = sq_boundary_pair_send(&bd, sign, w->pair_out);
+    int diff = 0;
+    if (w->gpu) SQ_TRY(gpu_pair(w, &bd, sign, w->pair_out, 1, &diff));
+    else diff = sq_boundary_pair_send(&bd, sign, w->pair_out);
     const float *delta = w->pair_out;
     size_t off = 0;
     for (int i = 0; i < bd.n_tensors; i++) {
         const sq_codec_params_t p = sq_config_codec_msg_params(&w->cfg, w->k, i, step, micro, seed);
         size_t written = 0;
         const int64_t rows = sq_tensor_rows(&bd.t[i]), cols = sq_tensor_cols(&bd.t[i]);
+        const float *x = diff ? delta : bd.t[i].data;
+        const int64_t ld = diff ? cols : sq_tensor_ld(&bd.t[i]);
         if (off + 8 > w->send_cap)
             return sq_error_set(SQ_ERR_INTERNAL, "stage %d: send buffer too small", w->k);
-        SQ_TRY(sq_codec_encode(&p, diff ? delta : bd.t[i].data, rows, cols,
-                               diff ? cols : sq_tensor_ld(&bd.t[i]), w->send_buf + off + 8,
-                               w->send_cap - off - 8, &written, NULL));
+        if (w->gpu)
+            SQ_TRY(sq_codec_stager_encode(w->stager, &p, x, rows, cols, ld, off + 8, &written));
+        else
+            SQ_TRY(sq_codec_encode(&p, x, rows, cols, ld, w->send_buf + off + 8,
+                                   w->send_cap - off - 8, &written, NULL));
         if (diff) delta += rows * cols;
         uint64_t len = written;
         memcpy(w->send_buf + off, &len, 8);
-        off += 8 + written;
+        off += 8 + written; /* messages are multiples of 8 bytes: each starts 8-aligned */
         w->st.bytes_raw += (uint64_t)(rows * cols * 4);
     }
     w->st.encode_s += now_s() - t0;
     w->st.bytes_enc += off;
     sq_msg_hdr_t h = {.type = MSG_ACT, .micro = (uint32_t)micro, .step = step, .sign = sign,
                       .len = off, .tag = ((uint64_t)B << 32) | (uint32_t)T};
+    if (w->gpu && w->cfg.train.overlap) {
+        w->pending_hdr = h;
+        w->pending = 1;
+        return SQ_OK;
+    }
+    if (w->gpu) SQ_TRY(sq_codec_stager_finish(w->stager));
     return sq_peer_send(w->next, &h, w->send_buf);
 }
 
@@ -171,8 +233,13 @@ static sq_status_t recv_boundary(worker_t *w, int64_t step, int micro, int sign,
                               w->k, (long long)step, i);
             break;
         }
-        st = sq_codec_decode(p + off + 8, len, bd.t[i].data, sq_tensor_rows(&bd.t[i]),
-                             sq_tensor_cols(&bd.t[i]), sq_tensor_ld(&bd.t[i]));
+        if (w->gpu)
+            st = sq_codec_stager_decode(w->stager, p + off + 8, len, bd.t[i].data,
+                                        sq_tensor_rows(&bd.t[i]), sq_tensor_cols(&bd.t[i]),
+                                        sq_tensor_ld(&bd.t[i]));
+        else
+            st = sq_codec_decode(p + off + 8, len, bd.t[i].data, sq_tensor_rows(&bd.t[i]),
+                                 sq_tensor_cols(&bd.t[i]), sq_tensor_ld(&bd.t[i]));
         if (st != SQ_OK) sq_error_push(st, "stage %d, step %lld, %s", w->k, (long long)step, bd.names[i]);
         off += 8 + len;
     }
@@ -180,7 +247,8 @@ static sq_status_t recv_boundary(worker_t *w, int64_t step, int micro, int sign,
         st = sq_error_set(SQ_ERR_FORMAT, "stage %d, step %lld: %llu bytes after the activations",
                           w->k, (long long)step, (unsigned long long)(h.len - off));
     /* pair coding: keep the decoded x+; the -eps message is x- - x+ */
-    if (st == SQ_OK) sq_boundary_pair_recv(&bd, sign, w->pair_in);
+    if (st == SQ_OK && w->gpu) st = gpu_pair(w, &bd, sign, w->pair_in, 0, NULL);
+    else if (st == SQ_OK) sq_boundary_pair_recv(&bd, sign, w->pair_in);
     w->st.decode_s += now_s() - t0;
     sq_peer_release(w->prev);
     return st;
@@ -193,7 +261,10 @@ static sq_status_t stage_forward(worker_t *w, sq_task_batch_t *mb, int64_t step,
                                  int *correct)
 {
     const int B = mb->batch.B, T = mb->batch.T;
-    if (w->k > 0) SQ_TRY(recv_boundary(w, step, micro, sign, B, T));
+    if (w->k > 0) {
+        SQ_TRY(flush_send(w)); /* downstream must not wait on our upstream */
+        SQ_TRY(recv_boundary(w, step, micro, sign, B, T));
+    }
     if (perturb) {
         sq_perturbation_t p = {.seed = seed,
                                .scale = (float)sign * (float)w->cfg.optimizer.eps,
@@ -206,7 +277,10 @@ static sq_status_t stage_forward(worker_t *w, sq_task_batch_t *mb, int64_t step,
     double t0 = now_s();
     const int last = w->k == w->S - 1;
     SQ_TRY(sq_model_forward(w->model, &mb->batch, last ? &mb->head : NULL));
+    /* on a GPU the forward is only queued: without overlap, time it whole */
+    if (w->gpu && !w->cfg.train.overlap) SQ_TRY(w->be->ops->sync(w->be));
     w->st.compute_s += now_s() - t0;
+    if (w->k == 0) SQ_TRY(flush_send(w)); /* the previous send overlaps this compute */
     if (last) {
         *n_terms = sq_task_loss_terms(w->task, mb, terms, correct);
         return SQ_OK;
@@ -257,6 +331,7 @@ static sq_status_t pipeline_step(worker_t *w, int64_t t, grad_msg_t *gm)
             gm->lminus += lm / gm->n;
         }
     }
+    SQ_TRY(flush_send(w));
     SQ_TRY(sq_model_set_perturbation(w->model, NULL));
     /* g travels from the last stage back to stage 0 */
     if (last) {
@@ -301,6 +376,7 @@ static sq_status_t pipeline_eval(worker_t *w, int64_t step, double *loss, double
             ok_total += ok;
         }
     }
+    SQ_TRY(flush_send(w));
     *loss = total ? sum / total : NAN;
     *acc = total && ok_total >= 0 ? (double)ok_total / total : NAN;
     return SQ_OK;
@@ -359,10 +435,16 @@ static void worker_close(worker_t *w)
     sq_task_destroy(w->task);
     sq_tokenizer_destroy(w->tok);
     sq_model_destroy(w->model);
+    if (w->gpu) {
+        sq_codec_stager_destroy(w->stager); /* owns send_buf */
+        w->be->ops->free(w->be, w->pair_out);
+        w->be->ops->free(w->be, w->pair_in);
+    } else {
+        free(w->send_buf);
+        free(w->pair_out);
+        free(w->pair_in);
+    }
     sq_backend_destroy(w->be);
-    free(w->send_buf);
-    free(w->pair_out);
-    free(w->pair_in);
     free(w->terms);
 }
 
@@ -377,7 +459,8 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     if (w->k < 0 || w->k >= w->S)
         return sq_error_set(SQ_ERR_CONFIG, "stage %d: the job has %d stages (pipeline.stages)",
                             w->k, w->S);
-    SQ_TRY(sq_backend_cpu_create(cfg->train.threads, &w->be));
+    SQ_TRY(sq_job_backend(cfg, w->k, &w->be));
+    w->gpu = w->be->ops->device != SQ_DEVICE_CPU;
     /* the unit range needs the config of the model: peek with a tiny load of unit 0 */
     sq_model_t *probe;
     sq_model_load_opts_t lo = {.unit_begin = 0, .unit_end = 1, .max_batch = 1, .max_seq = 1};
@@ -409,7 +492,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
         for (int i = 0; i < bd.n_tensors; i++)
             need += 8 + sq_codec_max_size(&p, sq_tensor_rows(&bd.t[i]), sq_tensor_cols(&bd.t[i]));
         w->send_cap = need;
-        if (!(w->send_buf = malloc(need)))
+        if (!w->gpu && !(w->send_buf = malloc(need)))
             return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
     }
     /* a generous bound for what the previous stage sends (its boundary is ours) */
@@ -423,18 +506,28 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
         if (need > max_msg) max_msg = need;
     }
     if (w->send_cap > max_msg) max_msg = w->send_cap;
+    if (w->gpu) { /* device codec, page-locked send buffer */
+        const int64_t rows = (int64_t)max_batch * cfg->task.max_len;
+        const int64_t widest = mc.d_ff > mc.d_model ? mc.d_ff : mc.d_model;
+        SQ_TRY(sq_codec_stager_create(rows, rows * widest, w->send_cap, max_msg,
+                                      sq_backend_cuda_stream(w->be), cfg->train.overlap,
+                                      &w->stager));
+        w->send_buf = sq_codec_stager_send_buf(w->stager);
+    }
     /* pair coding buffers: one training micro-batch of the boundary (eval passes do not pair) */
     const int micro_b = cfg->train.batch_size / w->M;
-    if (w->k < w->S - 1 && sq_config_codec_pair(cfg, w->k)) {
+    for (int side = 0; side < 2; side++) {
+        const int out_side = side == 0;
+        if (out_side ? w->k == w->S - 1 || !sq_config_codec_pair(cfg, w->k)
+                     : w->k == 0 || !sq_config_codec_pair(cfg, w->k - 1))
+            continue;
         sq_boundary_t bd;
-        SQ_TRY(sq_model_output_boundary(w->model, micro_b, cfg->task.max_len, &bd));
-        if (!(w->pair_out = malloc(sizeof(float) * (size_t)sq_boundary_numel(&bd))))
-            return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
-    }
-    if (w->k > 0 && sq_config_codec_pair(cfg, w->k - 1)) {
-        sq_boundary_t bd;
-        SQ_TRY(sq_model_input_boundary(w->model, micro_b, cfg->task.max_len, &bd));
-        if (!(w->pair_in = malloc(sizeof(float) * (size_t)sq_boundary_numel(&bd))))
+        if (out_side) SQ_TRY(sq_model_output_boundary(w->model, micro_b, cfg->task.max_len, &bd));
+        else SQ_TRY(sq_model_input_boundary(w->model, micro_b, cfg->task.max_len, &bd));
+        const size_t bytes = sizeof(float) * (size_t)sq_boundary_numel(&bd);
+        float **buf = out_side ? &w->pair_out : &w->pair_in;
+        if (w->gpu) SQ_TRY(w->be->ops->alloc(w->be, bytes, "pair coding", (void **)buf));
+        else if (!(*buf = malloc(bytes)))
             return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
     }
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_util.h"
+#include "sparq/backend.h"
 #include <signal.h>
 #include <math.h>
 #include <stdio.h>
@@ -316,6 +317,32 @@ static void test_pair_coding(void **state)
                 launched_g(job, "up-paired", up_paired, 4));
 }
 
+/* Stage workers on the GPU (train.device=cuda): the same g as the CPU
+ * stages up to the rounding of a different GEMM order, for exact transport
+ * and for the 8-bit GPU codec with pair coding; overlapping the boundary's
+ * encode/copy/send with the next micro-batch changes no bit. */
+static void test_cuda_stages(void **state)
+{
+    (void)state;
+    char job[512], out[512];
+    snprintf(out, sizeof out, "%s/cuda", tmpdir);
+    snprintf(job, sizeof job, "%s/job-cuda.yaml", tmpdir);
+    write_job(job, out, 2, "16", 1,
+              "select:\n  mode: pattern\n  patterns: [\"*layers.4.*\", \"*layers.5.*\"]\n");
+    const char *cpu[] = {"train.steps=1"};
+    const char *gpu[] = {"train.steps=1", "train.device=cuda"};
+    const char *gpu_q[] = {"train.steps=1", "train.device=cuda", "codec.encoding=auto"};
+    const char *gpu_q_sync[] = {"train.steps=1", "train.device=cuda", "codec.encoding=auto",
+                                "train.overlap=false"};
+    const double g_cpu = launched_g(job, "cuda-cpu", cpu, 1);
+    const double g_gpu = launched_g(job, "cuda-exact", gpu, 2);
+    const double g_q = launched_g(job, "cuda-8bit", gpu_q, 3);
+    const double g_q_sync = launched_g(job, "cuda-8bit-sync", gpu_q_sync, 4);
+    if (!(fabs(g_gpu - g_cpu) < 0.02 * fabs(g_cpu)) || !(fabs(g_q - g_cpu) < 0.03 * fabs(g_cpu)))
+        fail_msg("g: cpu %.6f, gpu exact %.6f, gpu 8-bit pair-coded %.6f", g_cpu, g_gpu, g_q);
+    if (g_q != g_q_sync) fail_msg("overlap changed g: %.9g vs %.9g", g_q, g_q_sync);
+}
+
 static void test_plan_then_launch(void **state)
 {
     (void)state;
@@ -371,10 +398,15 @@ static void test_plan_then_launch(void **state)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s SPARQ_BINARY\n", argv[0]);
+        fprintf(stderr, "usage: %s SPARQ_BINARY [cuda]\n", argv[0]);
         return 2;
     }
     sparq_bin = argv[1];
+    const int cuda = argc > 2 && !strcmp(argv[2], "cuda");
+    if (cuda && !sq_cuda_available()) {
+        printf("SKIPPED: no CUDA device visible\n");
+        return 77;
+    }
     /* below Linux's ephemeral range (32768+), where client sockets could hold a port */
     port_base = 20000 + (int)(getpid() % 1000) * 10;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sparq-test-pipeline-XXXXXX");
@@ -387,7 +419,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_plan_then_launch),
         cmocka_unit_test(test_pair_coding),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest cuda_tests[] = {cmocka_unit_test(test_cuda_stages)};
+    int rc = cuda ? cmocka_run_group_tests(cuda_tests, NULL, NULL)
+                  : cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (rc == 0 && system(cmd) != 0) rc = 1;
