@@ -3,12 +3,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <ucontext.h>
+#include <map>
 #include <vector>
 
 sq_emu_thread *sq_emu_cur;
 
-extern "C" int sq_cuda_available(void) { return 1; }
+// weak: the CUDA backend's device.cu defines its own (from cudaGetDeviceCount)
+extern "C" __attribute__((weak)) int sq_cuda_available(void) { return 1; }
 
 enum { F_RUN, F_SYNC, F_SHFL, F_DONE };
 struct fiber {
@@ -16,7 +19,7 @@ struct fiber {
     sq_emu_thread t;
     int state;
     uint64_t val, res;
-    int off;
+    int off, mode;
     char *stack;
 };
 static const size_t kStack = 128 * 1024;
@@ -25,6 +28,15 @@ static ucontext_t sched_ctx;
 static fiber *cur;
 static const std::function<void()> *cur_body;
 static unsigned long long launches, fiber_runs;
+static char *dyn_smem;
+static size_t dyn_cap, dyn_size;
+static const size_t kMaxDynSmem = 227 * 1024; // Hopper's opt-in maximum per block
+
+void *sq_emu_dyn_smem(void)
+{
+    if (!dyn_size) { fprintf(stderr, "EMU: extern __shared__ used by a launch with 0 dynamic bytes\n"); abort(); }
+    return dyn_smem;
+}
 
 static void entry(void)
 {
@@ -40,19 +52,35 @@ void __syncthreads(void)
     yield_to_sched();
 }
 
-uint64_t sq_emu_shfl_xor(unsigned mask, uint64_t v, int o)
+uint64_t sq_emu_shfl(unsigned mask, uint64_t v, int o, int mode, int width)
 {
     if (mask != 0xffffffffu) { fprintf(stderr, "EMU: partial shfl mask\n"); abort(); }
+    if (width != 32) { fprintf(stderr, "EMU: shfl width %d not emulated\n", width); abort(); }
     cur->val = v;
     cur->off = o;
+    cur->mode = mode;
     cur->state = F_SHFL;
     yield_to_sched();
     return cur->res;
 }
 
-void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body)
+void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, size_t shmem)
 {
     launches++;
+    if (shmem > kMaxDynSmem) {
+        fprintf(stderr, "EMU: %zu bytes of dynamic shared memory (at most %zu)\n", shmem, kMaxDynSmem);
+        abort();
+    }
+    if (shmem > dyn_cap) {
+        free(dyn_smem);
+        dyn_smem = (char *)aligned_alloc(256, (shmem + 255) / 256 * 256);
+        dyn_cap = shmem;
+    }
+    dyn_size = shmem;
+    // SQ_EMU_REVERSE=1 runs the threads of a block last to first between
+    // barriers: a read of another thread's write with no barrier between
+    // them then sees the other order (a missing __syncthreads shows up)
+    static const int reverse = getenv("SQ_EMU_REVERSE") && atoi(getenv("SQ_EMU_REVERSE")) != 0;
     const unsigned nt = block.x * block.y * block.z;
     if (block.y != 1 || block.z != 1 || nt == 0 || nt > 1024 || nt % 32) {
         fprintf(stderr, "EMU: unsupported block %u %u %u\n", block.x, block.y, block.z);
@@ -71,6 +99,7 @@ void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body)
     for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)
     for (unsigned bx = 0; bx < grid.x; bx++) {
+        if (shmem) memset(dyn_smem, 0xff, shmem); // unwritten floats read as NaN
         for (unsigned i = 0; i < nt; i++) {
             fiber &f = fibers[i];
             f.t.tid = {i, 0, 0};
@@ -86,8 +115,8 @@ void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body)
         }
         for (;;) {
             int ran = 0;
-            for (unsigned i = 0; i < nt; i++) {
-                fiber &f = fibers[i];
+            for (unsigned ii = 0; ii < nt; ii++) {
+                fiber &f = fibers[reverse ? nt - 1 - ii : ii];
                 if (f.state != F_RUN) continue;
                 cur = &f;
                 sq_emu_cur = &f.t;
@@ -117,7 +146,21 @@ void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body)
                     fprintf(stderr, "EMU: warp %u: shfl reached by %u of 32 lanes (others exited or at another barrier)\n", w, sh);
                     abort();
                 }
-                for (int k = 0; k < 32; k++) l[k].res = l[k ^ l[k].off].val;
+                for (int k = 0; k < 32; k++) {
+                    if (l[k].mode != l[0].mode) {
+                        fprintf(stderr, "EMU: warp %u: lanes at different shuffle kinds\n", w);
+                        abort();
+                    }
+                    const int o = l[k].off;
+                    int src = k;
+                    switch (l[k].mode) {
+                    case SQ_EMU_SHFL_XOR: src = k ^ (o & 31); break;
+                    case SQ_EMU_SHFL_IDX: src = o & 31; break;
+                    case SQ_EMU_SHFL_DOWN: src = k + o < 32 ? k + o : k; break;
+                    case SQ_EMU_SHFL_UP: src = k - o >= 0 ? k - o : k; break;
+                    }
+                    l[k].res = l[src].val;
+                }
                 for (int k = 0; k < 32; k++) l[k].state = F_RUN;
                 resolved = 1;
             }
@@ -125,38 +168,163 @@ void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body)
         }
     }
     sq_emu_cur = NULL;
+    dyn_size = 0;
 }
+
+/* ---- allocations, so copies and pointer queries can tell device memory
+ * (cudaMalloc), pinned host memory (cudaMallocHost) and the rest apart ---- */
+namespace {
+struct alloc_info { size_t n; bool pinned; };
+std::map<uintptr_t, alloc_info> allocs;
+// the allocation holding [p, p + n), or NULL
+const std::pair<const uintptr_t, alloc_info> *find_alloc(const void *p, size_t n)
+{
+    auto it = allocs.upper_bound((uintptr_t)p);
+    if (it == allocs.begin()) return NULL;
+    --it;
+    const uintptr_t a = (uintptr_t)p;
+    if (a < it->first || a - it->first > it->second.n || n > it->second.n - (a - it->first)) return NULL;
+    return &*it;
+}
+bool is_device(const void *p, size_t n)
+{
+    auto a = find_alloc(p, n ? n : 1);
+    return a && !a->second.pinned;
+}
+// Device-side ranges of a copy must lie inside one cudaMalloc allocation,
+// host-side ones outside every device allocation.
+void check_side(const char *call, const char *which, const void *p, size_t n, bool dev)
+{
+    if (!n) return;
+    if (dev && !is_device(p, n)) {
+        fprintf(stderr, "EMU: %s: %s [%p, +%zu) is not inside one device allocation\n", call, which, p, n);
+        abort();
+    }
+    if (!dev && is_device(p, 1)) {
+        fprintf(stderr, "EMU: %s: %s %p is device memory but the copy kind says host\n", call, which, p);
+        abort();
+    }
+}
+void check_copy(const char *call, void *d, const void *s, size_t dn, size_t sn, cudaMemcpyKind k)
+{
+    if (k == cudaMemcpyDefault) return;
+    check_side(call, "destination", d, dn, k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice);
+    check_side(call, "source", s, sn, k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice);
+}
+} // namespace
 
 /* ---- runtime ---- */
 extern "C" {
-cudaError_t cudaMalloc(void **p, size_t n)
+static cudaError_t emu_alloc(void **p, size_t n, bool pinned)
 {
     void *q = NULL;
     if (posix_memalign(&q, 256, n ? n : 1)) return cudaErrorMemoryAllocation;
+    allocs[(uintptr_t)q] = {n ? n : 1, pinned};
     *p = q;
     return cudaSuccess;
 }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
-cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) { if (n) memmove(d, s, n); return cudaSuccess; }
+static cudaError_t emu_free(void *p, bool pinned, const char *call)
+{
+    if (!p) return cudaSuccess;
+    auto it = allocs.find((uintptr_t)p);
+    if (it == allocs.end() || it->second.pinned != pinned) {
+        fprintf(stderr, "EMU: %s(%p): not an allocation of its kind\n", call, p);
+        abort();
+    }
+    allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMalloc(void **p, size_t n) { return emu_alloc(p, n, false); }
+cudaError_t cudaFree(void *p) { return emu_free(p, false, "cudaFree"); }
+cudaError_t cudaMallocHost(void **p, size_t n) { return emu_alloc(p, n, true); }
+cudaError_t cudaFreeHost(void *p) { return emu_free(p, true, "cudaFreeHost"); }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k)
+{
+    check_copy("cudaMemcpy", d, s, n, n, k);
+    if (n) memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dpitch, const void *s, size_t spitch, size_t w, size_t h,
+                              cudaMemcpyKind k, cudaStream_t)
+{
+    if (w > dpitch || w > spitch) return cudaErrorInvalidValue;
+    if (!w || !h) return cudaSuccess;
+    check_copy("cudaMemcpy2DAsync", d, s, (h - 1) * dpitch + w, (h - 1) * spitch + w, k);
+    for (size_t r = 0; r < h; r++) memmove((char *)d + r * dpitch, (const char *)s + r * spitch, w);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t) { return cudaMemcpy(d, s, n, k); }
-cudaError_t cudaMemset(void *d, int v, size_t n) { if (n) memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMemset(void *d, int v, size_t n)
+{
+    check_side("cudaMemset", "destination", d, n, true);
+    if (n) memset(d, v, n);
+    return cudaSuccess;
+}
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) { return cudaMemset(d, v, n); }
 cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, cudaStream_t)
 {
     if (w > pitch) return cudaErrorInvalidValue;
+    if (w && h) check_side("cudaMemset2DAsync", "destination", d, (h - 1) * pitch + w, true);
     for (size_t r = 0; r < h; r++) memset((char *)d + r * pitch, v, w);
     return cudaSuccess;
 }
 static char stream_obj;
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)&stream_obj; return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+const char *cudaGetErrorName(cudaError_t e)
+{
+    return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
+         : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation"
+         : e == cudaErrorInvalidDevice ? "cudaErrorInvalidDevice" : "cudaErrorUnknown";
+}
 cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+cudaError_t cudaMemGetInfo(size_t *fr, size_t *total)
+{
+    *fr = (size_t)60 << 30;
+    *total = (size_t)80 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaFuncSetAttribute(const void *f, enum cudaFuncAttribute a, int v)
+{
+    if (!f || a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || (size_t)v > kMaxDynSmem)
+        return cudaErrorInvalidValue;
+    return cudaSuccess;
+}
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p)
+{
+    auto al = find_alloc(p, 1);
+    a->type = !al ? cudaMemoryTypeUnregistered : al->second.pinned ? cudaMemoryTypeHost : cudaMemoryTypeDevice;
+    a->device = al ? 0 : -2;
+    a->devicePointer = al ? (void *)p : NULL;
+    a->hostPointer = !al || al->second.pinned ? (void *)p : NULL;
+    return cudaSuccess;
+}
+struct CUevent_st { double t; };
+static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + 1e-9 * ts.tv_nsec; }
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = (cudaEvent_t)calloc(1, sizeof **e); return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { e->t = now(); return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)((b->t - a->t) * 1e3); return cudaSuccess; }
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev)
+{
+    if (dev != 0) return cudaErrorInvalidDevice;
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, "host emulation");
+    p->multiProcessorCount = 2;
+    p->major = 9;
+    p->minor = 0;
+    p->totalGlobalMem = (size_t)80 << 30;
+    return cudaSuccess;
+}
 cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
 cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int)
 {

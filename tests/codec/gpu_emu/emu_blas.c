@@ -2,14 +2,56 @@
  * their documented semantics (cuBLAS column-major). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <math.h>
 #include "cublas_v2.h"
 #include "cusparse.h"
+#include "sq_emu_half.h"
 struct emu_spmat { int64_t r, c, nnz; int32_t *rp, *ci; float *v; };
 struct emu_dnmat { int64_t r, c, ld; float *v; cusparseOrder_t o; };
 cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = (cublasHandle_t)1; return 0; }
 cublasStatus_t cublasDestroy(cublasHandle_t h) { (void)h; return 0; }
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { (void)h; (void)s; return 0; }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) { (void)h; (void)ws; (void)bytes; return 0; }
+const char *cublasGetStatusString(cublasStatus_t s) { return s ? "emulated cuBLAS error" : "CUBLAS_STATUS_SUCCESS"; }
+static float load_el(const void *p, cudaDataType_t t, size_t i)
+{
+    switch (t) {
+    case CUDA_R_32F: return ((const float *)p)[i];
+    case CUDA_R_16F: return sq_emu_f16_to_f32(((const uint16_t *)p)[i]);
+    case CUDA_R_16BF: return sq_emu_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: abort();
+    }
+}
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                            int k, const void *alpha, const void *A, cudaDataType_t at, int lda,
+                            const void *B, cudaDataType_t bt, int ldb, const void *beta, void *C,
+                            cudaDataType_t ct, int ldc, cublasComputeType_t comp, cublasGemmAlgo_t algo)
+{
+    (void)h; (void)algo;
+    if (m < 0 || n < 0 || k < 0 || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    /* documented leading-dimension rules: lda >= rows of A as stored, etc. */
+    if (lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
+        ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (ct != CUDA_R_32F || (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_FAST_TF32) ||
+        (at != bt) || (at != CUDA_R_32F && at != CUDA_R_16F && at != CUDA_R_16BF))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    float *c = (float *)C;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float acc = 0.0f;
+            for (int l = 0; l < k; l++) {
+                const size_t ia = ta == CUBLAS_OP_N ? (size_t)i + (size_t)l * lda : (size_t)l + (size_t)i * lda;
+                const size_t ib = tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb : (size_t)j + (size_t)l * ldb;
+                acc = fmaf(load_el(A, at, ia), load_el(B, bt, ib), acc);
+            }
+            float *cij = &c[(size_t)i + (size_t)j * ldc];
+            *cij = be == 0.0f ? al * acc : al * acc + be * *cij; /* beta = 0: C is not read */
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb,
                            const float *beta, float *C, int ldc)
@@ -71,10 +113,3 @@ cusparseStatus_t cusparseSpMM(cusparseHandle_t h, cusparseOperation_t a, cuspars
         }
     return 0;
 }
-struct CUevent_st { double t; };
-static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + 1e-9 * ts.tv_nsec; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = malloc(sizeof **e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { (void)s; e->t = now(); return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { (void)e; return cudaSuccess; }
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)((b->t - a->t) * 1e3); return cudaSuccess; }
-cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) { (void)dev; strcpy(p->name, "host emulation"); p->multiProcessorCount = 2; return cudaSuccess; }

@@ -33,19 +33,37 @@ extern sq_emu_thread *sq_emu_cur;
 #define blockDim (sq_emu_cur->bdim)
 #define gridDim (sq_emu_cur->gdim)
 
-void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+/* shmem: dynamic shared memory bytes of the launch (transform.py passes the
+ * third <<<>>> argument); `extern __shared__ T name[];` is rewritten into a
+ * pointer to sq_emu_dyn_smem(), poisoned with 0xff bytes at every block. */
+void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, size_t shmem = 0);
+void *sq_emu_dyn_smem(void);
 void __syncthreads(void);
-uint64_t sq_emu_shfl_xor(unsigned mask, uint64_t v, int o);
+enum { SQ_EMU_SHFL_XOR, SQ_EMU_SHFL_IDX, SQ_EMU_SHFL_DOWN, SQ_EMU_SHFL_UP };
+uint64_t sq_emu_shfl(unsigned mask, uint64_t v, int o, int mode, int width);
+static inline uint64_t sq_emu_shfl_xor(unsigned mask, uint64_t v, int o)
+{ return sq_emu_shfl(mask, v, o, SQ_EMU_SHFL_XOR, 32); }
 
-template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int o)
+template <class T> static inline T sq_emu_shfl_t(unsigned mask, T v, int o, int mode, int width)
 {
+    static_assert(sizeof(T) <= 8, "shuffle of more than 64 bits");
     uint64_t b = 0;
     memcpy(&b, &v, sizeof v);
-    b = sq_emu_shfl_xor(mask, b, o);
+    b = sq_emu_shfl(mask, b, o, mode, width);
     T r;
     memcpy(&r, &b, sizeof r);
     return r;
 }
+template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int o, int width = 32)
+{ return sq_emu_shfl_t(mask, v, o, SQ_EMU_SHFL_XOR, width); }
+template <class T> static inline T __shfl_sync(unsigned mask, T v, int src, int width = 32)
+{ return sq_emu_shfl_t(mask, v, src, SQ_EMU_SHFL_IDX, width); }
+template <class T> static inline T __shfl_down_sync(unsigned mask, T v, unsigned d, int width = 32)
+{ return sq_emu_shfl_t(mask, v, (int)d, SQ_EMU_SHFL_DOWN, width); }
+template <class T> static inline T __shfl_up_sync(unsigned mask, T v, unsigned d, int width = 32)
+{ return sq_emu_shfl_t(mask, v, (int)d, SQ_EMU_SHFL_UP, width); }
+static inline void __syncwarp(unsigned mask = 0xffffffffu) { (void)mask; }
+template <class T> static inline T __ldg(const T *p) { return *p; }
 template <class T> static inline T max(T a, T b) { return a > b ? a : b; }
 template <class T> static inline T min(T a, T b) { return a < b ? a : b; }
 static inline int __popc(unsigned v) { return __builtin_popcount(v); }
@@ -53,6 +71,9 @@ static inline float __fdiv_rn(float a, float b) { return a / b; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+static inline float __fsqrt_rn(float a) { return sqrtf(a); }
+static inline float __frcp_rn(float a) { return 1.0f / a; }
 static inline double __dmul_rn(double a, double b) { return a * b; }
 static inline int __float2int_rn(float v) { return (int)rintf(v); }
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }

@@ -1,6 +1,7 @@
 #pragma once
 #include <stdint.h>
 #include "cuda_runtime_api.h"
+#include "library_types.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -8,7 +9,6 @@ typedef enum { CUSPARSE_STATUS_SUCCESS = 0, CUSPARSE_STATUS_INVALID_VALUE = 3 } 
 typedef enum { CUSPARSE_OPERATION_NON_TRANSPOSE = 0 } cusparseOperation_t;
 typedef enum { CUSPARSE_INDEX_32I = 2 } cusparseIndexType_t;
 typedef enum { CUSPARSE_INDEX_BASE_ZERO = 0 } cusparseIndexBase_t;
-typedef enum { CUDA_R_32F = 0 } cudaDataType;
 typedef enum { CUSPARSE_ORDER_COL = 1, CUSPARSE_ORDER_ROW = 2 } cusparseOrder_t;
 typedef enum { CUSPARSE_SPMM_ALG_DEFAULT = 0 } cusparseSpMMAlg_t;
 typedef struct cusparseContext *cusparseHandle_t;
