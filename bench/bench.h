@@ -3,6 +3,7 @@
 #define SPARQ_BENCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sparq/model.h"
 
@@ -27,6 +28,8 @@ double sq_bench_sgemm_peak(int threads, int n, int reps); /* best GFLOP/s of an 
 long sq_bench_peak_rss_kb(void);           /* VmHWM of this process */
 long sq_bench_rss_kb(void);                /* VmRSS of this process */
 int sq_bench_cmp_double(const void *a, const void *b);
+/* splitmix64: the benchmarks' deterministic data generator. */
+uint64_t sq_bench_splitmix64(uint64_t *state);
 
 /* First-order (backprop) memory of a pipeline stage, mixed-precision Adam:
  *

@@ -30,23 +30,15 @@ static void usage(FILE *f)
                "  bytes; 'wrong' counts decoded values differing from the reference codec.\n");
 }
 
-static uint64_t bc_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void bc_fill(float *x, size_t n, double density, uint64_t seed)
 {
     uint64_t s = seed;
     const uint64_t thresh = (uint64_t)(density * 0x1p53);
     for (size_t i = 0; i < n; i++) {
-        uint64_t r = bc_rand(&s);
+        uint64_t r = sq_bench_splitmix64(&s);
         float v = 0.0f;
         if ((r >> 11) < thresh) {
-            uint64_t m = bc_rand(&s);
+            uint64_t m = sq_bench_splitmix64(&s);
             v = 0.6f + 0.4f * (float)((m >> 40) * 0x1p-24);
             if (m & 1) v = -v;
         }

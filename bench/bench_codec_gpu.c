@@ -72,17 +72,9 @@ static void usage(FILE *f)
             "  %%peak = of 2 * memory clock * bus width (cudaDevAttrMemoryClockRate/BusWidth).\n");
 }
 
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static double unif(uint64_t *s)
 {
-    return ((double)(rng(s) >> 11) + 0.5) * 0x1p-53;
+    return ((double)(sq_bench_splitmix64(s) >> 11) + 0.5) * 0x1p-53;
 }
 
 static float gaussian(uint64_t *s)
@@ -114,7 +106,7 @@ static void fill_density(float *x, size_t n, double d, uint64_t seed)
         float v = 0.0f;
         if (unif(&s) < d) {
             v = 0.6f + 0.4f * (float)unif(&s);
-            if (rng(&s) & 1) v = -v;
+            if (sq_bench_splitmix64(&s) & 1) v = -v;
         }
         x[i] = v;
     }

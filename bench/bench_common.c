@@ -108,3 +108,11 @@ static long status_kb(const char *field)
 
 long sq_bench_peak_rss_kb(void) { return status_kb("VmHWM"); }
 long sq_bench_rss_kb(void) { return status_kb("VmRSS"); }
+
+uint64_t sq_bench_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
