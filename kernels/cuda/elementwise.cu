@@ -37,18 +37,9 @@ __global__ void act_kernel(const float *in, int64_t ldi, const float *mul, int64
         }
 }
 
-__global__ void add_kernel(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,
-                           int64_t cols)
-{
-    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
-        for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < cols;
-             j += (int64_t)gridDim.x * blockDim.x)
-            y[r * ldy + j] += x[r * ldx + j];
-}
-
 // Explicitly rounded ops, never contracted into an fma: the result is the
 // CPU's alpha*x + beta*y bit for bit, which the runtime's pair coding across
-// devices relies on.
+// devices relies on; with alpha = beta = 1 it is exactly y + x (add).
 __global__ void axpby_kernel(float alpha, const float *x, int64_t ldx, float beta, float *y,
                              int64_t ldy, int64_t rows, int64_t cols)
 {
@@ -140,36 +131,35 @@ sq_status_t sq_cuda_glu(sq_backend_t *be, sq_act_t act, const sq_tensor_t *gate,
     return SQ_OK;
 }
 
-sq_status_t sq_cuda_add(sq_backend_t *be, const sq_tensor_t *x, sq_tensor_t *y)
+namespace {
+
+sq_status_t axpby_op(const char *op, sq_backend_t *be, float alpha, const sq_tensor_t *x,
+                     float beta, sq_tensor_t *y)
 {
-    SQ_TRY(sq_cuda_begin("add", be));
-    SQ_TRY(sq_cuda_check_mat("add", "y", y, -1, -1));
+    SQ_TRY(sq_cuda_begin(op, be));
+    SQ_TRY(sq_cuda_check_mat(op, "y", y, -1, -1));
     int64_t n = sq_tensor_rows(y), c = sq_tensor_cols(y);
-    SQ_TRY(sq_cuda_check_mat("add", "x", x, n, c));
+    SQ_TRY(sq_cuda_check_mat(op, "x", x, n, c));
     if (sq_cuda_overlaps(y, x) && (y->data != x->data || sq_tensor_ld(y) != sq_tensor_ld(x)))
         return sq_error_set(SQ_ERR_INVALID_ARG,
-                            "cuda.add: y partially overlaps x (only y == x is allowed)");
+                            "cuda.%s: y partially overlaps x (only y == x is allowed)", op);
     if (n == 0 || c == 0) return SQ_OK;
-    add_kernel<<<sq_cuda_grid_2d(n, c, kThreads), kThreads, 0, sq_cuda_ctx(be)->stream>>>(
-        (const float *)x->data, sq_tensor_ld(x), (float *)y->data, sq_tensor_ld(y), n, c);
-    SQ_CUDA_LAUNCHED("add");
+    axpby_kernel<<<sq_cuda_grid_2d(n, c, kThreads), kThreads, 0, sq_cuda_ctx(be)->stream>>>(
+        alpha, (const float *)x->data, sq_tensor_ld(x), beta, (float *)y->data, sq_tensor_ld(y),
+        n, c);
+    SQ_CUDA_LAUNCHED(op);
     return SQ_OK;
+}
+
+} // namespace
+
+sq_status_t sq_cuda_add(sq_backend_t *be, const sq_tensor_t *x, sq_tensor_t *y)
+{
+    return axpby_op("add", be, 1.0f, x, 1.0f, y);
 }
 
 sq_status_t sq_cuda_axpby(sq_backend_t *be, float alpha, const sq_tensor_t *x, float beta,
                           sq_tensor_t *y)
 {
-    SQ_TRY(sq_cuda_begin("axpby", be));
-    SQ_TRY(sq_cuda_check_mat("axpby", "y", y, -1, -1));
-    int64_t n = sq_tensor_rows(y), c = sq_tensor_cols(y);
-    SQ_TRY(sq_cuda_check_mat("axpby", "x", x, n, c));
-    if (sq_cuda_overlaps(y, x) && (y->data != x->data || sq_tensor_ld(y) != sq_tensor_ld(x)))
-        return sq_error_set(SQ_ERR_INVALID_ARG,
-                            "cuda.axpby: y partially overlaps x (only y == x is allowed)");
-    if (n == 0 || c == 0) return SQ_OK;
-    axpby_kernel<<<sq_cuda_grid_2d(n, c, kThreads), kThreads, 0, sq_cuda_ctx(be)->stream>>>(
-        alpha, (const float *)x->data, sq_tensor_ld(x), beta, (float *)y->data, sq_tensor_ld(y),
-        n, c);
-    SQ_CUDA_LAUNCHED("axpby");
-    return SQ_OK;
+    return axpby_op("axpby", be, alpha, x, beta, y);
 }
