@@ -509,7 +509,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     if (w->gpu) { /* device codec, page-locked send buffer */
         const int64_t rows = (int64_t)max_batch * cfg->task.max_len;
         const int64_t widest = mc.d_ff > mc.d_model ? mc.d_ff : mc.d_model;
-        SQ_TRY(sq_codec_stager_create(rows, rows * widest, w->send_cap, max_msg,
+        SQ_TRY(sq_codec_stager_create(rows, rows * widest, w->send_cap, w->k > 0 ? max_msg : 0,
                                       sq_backend_cuda_stream(w->be), cfg->train.overlap,
                                       &w->stager));
         w->send_buf = sq_codec_stager_send_buf(w->stager);

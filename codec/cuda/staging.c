@@ -49,8 +49,9 @@ void sq_codec_stager_destroy(sq_codec_stager_t *s)
 
 static sq_status_t stager_init(sq_codec_stager_t *s, int64_t max_rows, int64_t max_elems)
 {
-    SQ_TRY(sq_codec_gpu_create(max_rows, max_elems, &s->enc));
-    SQ_TRY(sq_codec_gpu_create(max_rows, max_elems, &s->dec));
+    /* a stage that only sends (receives) needs no decoder (encoder) */
+    if (s->max_out) SQ_TRY(sq_codec_gpu_create(max_rows, max_elems, &s->enc));
+    if (s->max_in) SQ_TRY(sq_codec_gpu_create(max_rows, max_elems, &s->dec));
     STAGE_TRY(cudaStreamCreateWithFlags(&s->codec, cudaStreamNonBlocking), "codec stream");
     STAGE_TRY(cudaEventCreateWithFlags(&s->produced, cudaEventDisableTiming), "event");
     STAGE_TRY(cudaEventCreateWithFlags(&s->consumed, cudaEventDisableTiming), "event");
@@ -99,6 +100,8 @@ sq_status_t sq_codec_stager_encode(sq_codec_stager_t *s, const sq_codec_params_t
                                    size_t off, size_t *written)
 {
     if (!s || !written) return sq_error_set(SQ_ERR_INVALID_ARG, "codec staging: NULL argument");
+    if (!s->enc)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "codec staging: created without a send buffer");
     if (off % 8 || off > s->max_out)
         return sq_error_set(SQ_ERR_INVALID_ARG,
                             "codec staging: offset %zu is not 8-aligned inside the %zu-byte buffer",
@@ -140,6 +143,8 @@ sq_status_t sq_codec_stager_decode(sq_codec_stager_t *s, const void *msg, size_t
                                    int64_t rows, int64_t cols, int64_t ld)
 {
     if (!s || !msg || !y) return sq_error_set(SQ_ERR_INVALID_ARG, "codec staging: NULL argument");
+    if (!s->dec)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "codec staging: created without a receive buffer");
     sq_codec_header_t h;
     SQ_TRY(sq_codec_check(msg, len, &h));
     if (h.total_size > s->max_in)

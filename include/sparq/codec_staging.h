@@ -36,7 +36,8 @@ extern "C" {
 typedef struct sq_codec_stager sq_codec_stager_t;
 
 /* max_rows/max_elems bound one tensor; max_out/max_in bound the host send
- * buffer and one received message. compute_stream is the backend's stream
+ * buffer and one received message (0: this stager does not send / receive,
+ * and reserves nothing for it). compute_stream is the backend's stream
  * (sq_backend_cuda_stream). overlap 0 makes encode() synchronous. */
 sq_status_t sq_codec_stager_create(int64_t max_rows, int64_t max_elems, size_t max_out,
                                    size_t max_in, void *compute_stream, int overlap,
