@@ -215,22 +215,14 @@ static sq_status_t forward_figures(job_t *j)
     return st;
 }
 
-/* Stage s of S with layers split evenly (the planner's balance-only cut). */
-static void even_cut(const sq_model_config_t *mc, int S, int s, int *ub, int *ue)
-{
-    const int units = sq_model_unit_count(mc);
-    *ub = s == 0 ? 0 : 1 + 3 * (mc->n_layers * s / S);
-    *ue = s == S - 1 ? units : 1 + 3 * (mc->n_layers * (s + 1) / S);
-}
-
 static sq_status_t memory_figures(job_t *j, const sq_model_config_t *mc)
 {
     printf("\n### Device memory per stage (%d stages, micro-batch %d x %d, %d micro-batches)\n\n",
            j->S, j->B / j->M, j->T, j->M);
     printf("| stage | units | ZO device MB | first-order estimate MB | ratio |\n|---|---|---|---|---|\n");
     for (int s = 0; s < j->S; s++) {
-        int ub, ue;
-        even_cut(mc, j->S, s, &ub, &ue);
+        const int ub = sq_model_even_cut(mc->n_layers, j->S, s);
+        const int ue = sq_model_even_cut(mc->n_layers, j->S, s + 1);
         sq_backend_t *be;
         sq_model_t *m;
         double base = device_used_mb();

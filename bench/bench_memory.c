@@ -116,14 +116,12 @@ int sq_bench_memory_main(int argc, char **argv)
            "RSS %.1f MB\n\n",
            path, cfg.n_layers, B, T, base.rss_mb);
     printf("| stages | stage | units | params MB | arena MB | peak RSS MB |\n|---|---|---|---|---|---|\n");
-    const int units = sq_model_unit_count(&cfg);
     for (const char *p = stages; *p;) {
         int S = atoi(p);
         if (S >= 1 && S <= cfg.n_layers) {
             for (int k = 0; k < S; k++) {
-                /* even split by layers; stage 0 takes the embedding, the last the head */
-                int l0 = cfg.n_layers * k / S, l1 = cfg.n_layers * (k + 1) / S;
-                int ub = k == 0 ? 0 : 1 + 3 * l0, ue = k == S - 1 ? units : 1 + 3 * l1;
+                const int ub = sq_model_even_cut(cfg.n_layers, S, k);
+                const int ue = sq_model_even_cut(cfg.n_layers, S, k + 1);
                 mem_result_t r = measure(path, ub, ue, B, T);
                 if (!r.ok) {
                     printf("| %d | %d | [%d,%d) | error: %s | | |\n", S, k, ub, ue, r.err);

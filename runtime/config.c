@@ -1,5 +1,6 @@
 /* The job configuration: one key table, a libyaml walker over it. */
 #include "sparq/config.h"
+#include "sparq/model.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -548,12 +549,12 @@ sq_status_t sq_config_stage_units(const sq_config_t *cfg, int n_units, int n_lay
                                     "pipeline.boundaries[%d]: \"%s\" is not a unit in [1, %d)",
                                     j - 1, cfg->pipeline.boundaries[j - 1], n_units);
             cuts[j] = (int)v;
-        } else { /* even split by layers: stage j starts at layer L*j/S's attn unit */
+        } else { /* even split by layers */
             if (S > n_layers + 1)
                 return sq_error_set(SQ_ERR_CONFIG, "pipeline.stages: %d stages for %d layers need "
                                                    "pipeline.boundaries",
                                     S, n_layers);
-            cuts[j] = 1 + 3 * (n_layers * j / S);
+            cuts[j] = sq_model_even_cut(n_layers, S, j);
         }
         if (cuts[j] <= cuts[j - 1])
             return sq_error_set(SQ_ERR_CONFIG,

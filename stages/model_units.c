@@ -27,6 +27,13 @@ sq_unit_kind_t sq_model_unit_kind(const sq_model_config_t *cfg, int u, int *laye
     }
 }
 
+int sq_model_even_cut(int n_layers, int S, int j)
+{
+    if (j <= 0) return 0;
+    if (j >= S) return 3 * n_layers + 2;
+    return 1 + 3 * (n_layers * j / S);
+}
+
 const char *sq_unit_kind_name(sq_unit_kind_t k)
 {
     switch (k) {

@@ -57,6 +57,12 @@ typedef struct sq_split_candidate {
     int64_t cols[2];       /* C, F: values per token of each tensor */
 } sq_split_candidate_t;
 
+/* First unit of stage j when n_layers layers are split evenly into S stages:
+ * 0 for j = 0, the unit count 3L + 2 for j = S, else the ATTN unit of layer
+ * L*j/S (stage 0 takes the embedding, the last the head). Stages are
+ * non-empty when S <= L + 1. */
+int sq_model_even_cut(int n_layers, int S, int j);
+
 /* Fill up to cap candidates; returns the count (units - 1). */
 int sq_model_split_candidates(const sq_model_config_t *cfg, sq_split_candidate_t *out, int cap);
 
