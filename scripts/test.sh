@@ -3,9 +3,12 @@
 #   1. install missing Debian packages,
 #   2. Release build (gcc; CUDA compiled and linked when nvcc is present) + ctest
 #      (GPU tests report "skipped" without a GPU),
-#   3. ASan/UBSan build with clang + libFuzzer: the CPU tests again under the
+#   3. the CUDA code built against the host emulation of CUDA (SPARQ_CUDA=EMU,
+#      tests/gpu_emu) and the gpu tests run on it: kernels, GPU codec, golden
+#      logits on the CUDA backend, GPU stage workers (none may skip),
+#   4. ASan/UBSan build with clang + libFuzzer: the CPU tests again under the
 #      sanitizers, and every fuzz target for a bounded time.
-# Usage: scripts/test.sh [--quick]   (--quick: skip step 3)
+# Usage: scripts/test.sh [--quick]   (--quick: skip steps 3 and 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
@@ -18,6 +21,16 @@ scripts/build.sh
 (cd build && ctest --output-on-failure -j "$JOBS" --timeout 600)
 
 if [ "${1:-}" = "--quick" ]; then exit 0; fi
+
+echo "== gpu tests on the host emulation of CUDA"
+cmake -S . -B build-emu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARQ_CUDA=EMU \
+  >build-emu.log 2>&1 || { cat build-emu.log; exit 1; }
+cmake --build build-emu -j "$JOBS"
+(cd build-emu && ctest --output-on-failure -j "$JOBS" --timeout 600 -L gpu) | tee build-emu/ctest.log
+if grep -q "Skipped" build-emu/ctest.log; then
+  echo "error: a gpu test skipped on the emulated device (build-emu/ctest.log)" >&2
+  exit 1
+fi
 
 echo "== sanitizer build (clang, ASan+UBSan) with fuzz targets"
 CC=clang cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARQ_SANITIZE=ON \
