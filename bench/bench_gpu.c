@@ -37,14 +37,16 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: sparq bench gpu [--shape opt-1.3b] [--model DIR] [--workdir /tmp/sparq-bench]\n"
             "                       [--batch 4] [--seq 512] [--stages 2] [--micro 4] [--bits 8]\n"
-            "                       [--reps 5] [--peak-tflops X] [--device N]\n"
+            "                       [--reps 5] [--peak-tflops X] [--device N] [--gemm bf16]\n"
             "Forward throughput and MFU on one GPU, device memory per stage against a\n"
             "first-order estimate, and a two-stage step with overlap on and off.\n"
             "  --shape S         random weights at OPT shapes: opt-125m, opt-1.3b, opt-6.7b\n"
             "                    (written once under --workdir as fp16 safetensors)\n"
             "  --model DIR       a real HF model directory instead of --shape\n"
+            "  --gemm M          the linear layers' GEMM math, as train.gemm: fp32, tf32, or\n"
+            "                    bf16 (default; weights cast into bf16 operands each forward)\n"
             "  --peak-tflops X   the device's dense peak for the GEMM math in use (default:\n"
-            "                    H100 SXM figures: 67 fp32, 495 with SPARQ_CUDA_TF32=1)\n");
+            "                    H100 SXM figures: 67 fp32, 495 tf32, 989 bf16)\n");
 }
 
 /* ---- random weights at a shape ---- */
@@ -151,10 +153,24 @@ done:
 typedef struct job {
     const char *path;
     int B, T, S, M, bits, reps, device;
+    int gemm; /* 0 fp32, 1 tf32, 2 bf16 (as train.gemm) */
     double peak_tflops;
     int32_t *tok, *tgt;
     float *nll;
 } job_t;
+
+static const char *const gemm_names[] = {"fp32", "tf32", "bf16"};
+
+/* A CUDA backend with the job's GEMM math (TF32 is a backend switch). */
+static sq_status_t gpu_backend(const job_t *j, sq_backend_t **be)
+{
+    SQ_TRY(sq_backend_cuda_create(j->device, be));
+    sq_status_t st = sq_backend_cuda_set_tf32(*be, j->gemm == 1);
+    if (st != SQ_OK) sq_backend_destroy(*be);
+    return st;
+}
+
+static sq_dtype_t gemm_dtype(const job_t *j) { return j->gemm == 2 ? SQ_DTYPE_BF16 : SQ_DTYPE_F32; }
 
 static double device_used_mb(void)
 {
@@ -187,8 +203,8 @@ static sq_status_t forward_figures(job_t *j)
     sq_backend_t *be;
     sq_model_t *m;
     double base = device_used_mb();
-    SQ_TRY(sq_backend_cuda_create(j->device, &be));
-    sq_model_load_opts_t lo = {.max_batch = j->B, .max_seq = j->T};
+    SQ_TRY(gpu_backend(j, &be));
+    sq_model_load_opts_t lo = {.max_batch = j->B, .max_seq = j->T, .gemm_dtype = gemm_dtype(j)};
     sq_status_t st = sq_model_load(j->path, &lo, be, &m);
     if (st != SQ_OK) {
         sq_backend_destroy(be);
@@ -201,7 +217,7 @@ static sq_status_t forward_figures(job_t *j)
     if (st == SQ_OK) {
         const double flops = sq_model_forward_flops(m, j->B, j->T);
         const double tf = flops / med * 1e-12;
-        printf("\n### Forward, whole model on one GPU\n\n");
+        printf("\n### Forward, whole model on one GPU (%s GEMMs)\n\n", gemm_names[j->gemm]);
         printf("| model | batch x seq | forward ms (median of %d) | tokens/s | TFLOP/fwd | "
                "TFLOP/s | peak TFLOP/s | MFU | device MB (params + activations + scratch) |\n",
                j->reps);
@@ -226,9 +242,9 @@ static sq_status_t memory_figures(job_t *j, const sq_model_config_t *mc)
         sq_backend_t *be;
         sq_model_t *m;
         double base = device_used_mb();
-        SQ_TRY(sq_backend_cuda_create(j->device, &be));
+        SQ_TRY(gpu_backend(j, &be));
         sq_model_load_opts_t lo = {.unit_begin = ub, .unit_end = ue, .max_batch = j->B / j->M,
-                                   .max_seq = j->T, .perturb = 1};
+                                   .max_seq = j->T, .perturb = 1, .gemm_dtype = gemm_dtype(j)};
         sq_status_t st = sq_model_load(j->path, &lo, be, &m);
         if (st != SQ_OK) {
             sq_backend_destroy(be);
@@ -323,9 +339,9 @@ static sq_status_t overlap_figures(job_t *j, const sq_model_config_t *mc)
     const int cut = 1 + 3 * (mc->n_layers / 2); /* after layer L/2 - 1: the hidden stream */
     const int units = sq_model_unit_count(mc);
     for (int s = 0; s < 2 && st == SQ_OK; s++) {
-        st = sq_backend_cuda_create(j->device, &p.be[s]);
+        st = gpu_backend(j, &p.be[s]);
         sq_model_load_opts_t lo = {.unit_begin = s ? cut : 0, .unit_end = s ? units : cut,
-                                   .max_batch = Bm, .max_seq = j->T};
+                                   .max_batch = Bm, .max_seq = j->T, .gemm_dtype = gemm_dtype(j)};
         if (st == SQ_OK) st = sq_model_load(j->path, &lo, p.be[s], &p.m[s]);
     }
     sq_codec_params_t cp = sq_codec_params_default();
@@ -378,13 +394,14 @@ int sq_bench_gpu_main(int argc, char **argv)
         {"seq", required_argument, 0, 's'},     {"stages", required_argument, 0, 'k'},
         {"micro", required_argument, 0, 'M'},   {"bits", required_argument, 0, 'q'},
         {"reps", required_argument, 0, 'r'},    {"peak-tflops", required_argument, 0, 'p'},
-        {"device", required_argument, 0, 'd'},  {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'd'},  {"gemm", required_argument, 0, 'g'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *shape = "opt-1.3b", *model = NULL, *workdir = "/tmp/sparq-bench";
-    job_t j = {.B = 4, .T = 512, .S = 2, .M = 4, .bits = 8, .reps = 5};
+    job_t j = {.B = 4, .T = 512, .S = 2, .M = 4, .bits = 8, .reps = 5, .gemm = 2};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "S:m:w:b:s:k:M:q:r:p:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "S:m:w:b:s:k:M:q:r:p:d:g:h", opts, NULL)) != -1) {
         switch (c) {
         case 'S': shape = optarg; break;
         case 'm': model = optarg; break;
@@ -397,6 +414,15 @@ int sq_bench_gpu_main(int argc, char **argv)
         case 'r': j.reps = atoi(optarg); break;
         case 'p': j.peak_tflops = atof(optarg); break;
         case 'd': j.device = atoi(optarg); break;
+        case 'g':
+            j.gemm = -1;
+            for (int i = 0; i < 3; i++)
+                if (!strcmp(optarg, gemm_names[i])) j.gemm = i;
+            if (j.gemm < 0) {
+                fprintf(stderr, "sparq bench gpu: --gemm %s: expected fp32, tf32 or bf16\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -411,9 +437,9 @@ int sq_bench_gpu_main(int argc, char **argv)
         printf("sparq bench gpu: no CUDA device visible: nothing measured\n");
         return 0;
     }
-    if (j.peak_tflops <= 0) {
-        const char *tf32 = getenv("SPARQ_CUDA_TF32");
-        j.peak_tflops = tf32 && !strcmp(tf32, "1") ? 495.0 : 67.0;
+    if (j.peak_tflops <= 0) { /* H100 SXM dense peaks: fp32, TF32 and bf16 tensor cores */
+        static const double peaks[] = {67.0, 495.0, 989.0};
+        j.peak_tflops = peaks[j.gemm];
     }
     char dir[1024];
     sq_status_t st = SQ_OK;

@@ -11,7 +11,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: sparq logits --model PATH --tokens 1,2,3 [--logit-index 5,9] [--threads N]\n"
-            "                    [--device cpu|cuda[:N]]\n"
+            "                    [--device cpu|cuda[:N]] [--gemm fp32|tf32|bf16]\n"
             "\n"
             "Runs the whole model on one sequence and prints JSON:\n"
             "  {\"argmax\": [T], \"next_token_nll\": [T-1], \"logits\": [[T x K]]}\n"
@@ -23,7 +23,9 @@ static void usage(FILE *f)
             "  --tokens IDS        comma-separated token ids\n"
             "  --logit-index IDS   vocab ids whose logits to print\n"
             "  --threads N         CPU threads (default: all cores)\n"
-            "  --device D          cpu (default), cuda (GPU 0) or cuda:N\n");
+            "  --device D          cpu (default), cuda (GPU 0) or cuda:N\n"
+            "  --gemm M            cuda: the linear layers' GEMM math: fp32 (default), tf32,\n"
+            "                      or bf16 (bf16 weight and input operands, fp32 accumulation)\n");
 }
 
 static void print_floats(const float *v, int n)
@@ -40,12 +42,13 @@ int sq_cmd_logits(int argc, char **argv)
                                          {"logit-index", required_argument, 0, 'i'},
                                          {"threads", required_argument, 0, 'j'},
                                          {"device", required_argument, 0, 'd'},
+                                         {"gemm", required_argument, 0, 'g'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model_path = NULL;
     int32_t *tokens = NULL, *index = NULL;
-    int T = 0, K = 0, threads = 0, c, rc = 1, gpu = -1;
-    while ((c = getopt_long(argc, argv, "m:t:i:j:d:h", opts, NULL)) != -1) {
+    int T = 0, K = 0, threads = 0, c, rc = 1, gpu = -1, gemm = 0; /* fp32, tf32, bf16 */
+    while ((c = getopt_long(argc, argv, "m:t:i:j:d:g:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
         case 't':
@@ -67,6 +70,15 @@ int sq_cmd_logits(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'g':
+            if (!strcmp(optarg, "fp32")) gemm = 0;
+            else if (!strcmp(optarg, "tf32")) gemm = 1;
+            else if (!strcmp(optarg, "bf16")) gemm = 2;
+            else {
+                fprintf(stderr, "sparq logits: --gemm %s: expected fp32, tf32 or bf16\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -76,14 +88,20 @@ int sq_cmd_logits(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (gemm && gpu < 0) {
+        fprintf(stderr, "sparq logits: --gemm tf32 and bf16 need --device cuda\n");
+        return 2;
+    }
 
     sq_backend_t *be = NULL;
     sq_model_t *m = NULL;
     float *nll = NULL, *logits = NULL;
     int32_t *targets = NULL, *argmax = NULL;
     sq_status_t st = gpu >= 0 ? sq_backend_cuda_create(gpu, &be) : sq_backend_cpu_create(threads, &be);
+    if (st == SQ_OK && gemm == 1) st = sq_backend_cuda_set_tf32(be, 1);
     if (st != SQ_OK) goto fail;
-    sq_model_load_opts_t lo = {.max_batch = 1, .max_seq = T};
+    sq_model_load_opts_t lo = {.max_batch = 1, .max_seq = T,
+                               .gemm_dtype = gemm == 2 ? SQ_DTYPE_BF16 : SQ_DTYPE_F32};
     if ((st = sq_model_load(model_path, &lo, be, &m)) != SQ_OK) goto fail;
 
     targets = malloc(sizeof *targets * (size_t)T);

@@ -21,6 +21,13 @@ void *sq_backend_cuda_stream(sq_backend_t *be)
     return NULL;
 }
 
+sq_status_t sq_backend_cuda_set_tf32(sq_backend_t *be, int on)
+{
+    (void)be;
+    (void)on;
+    return sq_error_set(SQ_ERR_INVALID_ARG, "tf32: not a CUDA backend");
+}
+
 int sq_cuda_device_count(void)
 {
     return 0;

@@ -24,6 +24,7 @@ static const char *const codec_roundings[] = {"nearest", "stochastic", NULL};
 static const char *const scale_dtypes[] = {"f32", "f16", NULL};
 static const char *const booleans[] = {"false", "true", NULL};
 static const char *const devices[] = {"cpu", "cuda", NULL};
+static const char *const gemms[] = {"fp32", "tf32", "bf16", NULL}; /* sq_config_t train.gemm */
 
 #define BIG 1e18
 const sq_config_key_t sq_config_keys[] = {
@@ -135,6 +136,9 @@ const sq_config_key_t sq_config_keys[] = {
      "SPARQ_CUDA_DEVICE)"},
     {"train.overlap", SQ_CFG_ENUM, OFF(train.overlap), 0, 0, "true", 0, 0, booleans,
      "cuda: overlap a micro-batch's activation encode, copy and send with the next compute"},
+    {"train.gemm", SQ_CFG_ENUM, OFF(train.gemm), 0, 0, "fp32", 0, 0, gemms,
+     "cuda: the linear layers' GEMM math: fp32, tf32 (fp32 operands on TF32 tensor cores), or "
+     "bf16 (weights cast, perturbed on the way, into bf16 operands; fp32 accumulation)"},
 };
 const size_t sq_config_key_count = sizeof sq_config_keys / sizeof sq_config_keys[0];
 
@@ -510,7 +514,8 @@ uint64_t sq_config_hash(const sq_config_t *cfg)
         const sq_config_key_t *k = &sq_config_keys[i];
         if (k->type == SQ_CFG_PATH || !strcmp(k->key, "pipeline.token") ||
             !strcmp(k->key, "pipeline.addresses") || !strcmp(k->key, "pipeline.base_port") ||
-            !strcmp(k->key, "train.device") || !strcmp(k->key, "train.overlap"))
+            !strcmp(k->key, "train.device") || !strcmp(k->key, "train.overlap") ||
+            !strcmp(k->key, "train.gemm"))
             continue;
         char buf[4096];
         FILE *f = fmemopen(buf, sizeof buf, "w");

@@ -75,7 +75,8 @@ static sq_status_t run_open(run_t *r, const sq_config_t *cfg, int with_task)
     int max_batch = cfg->train.batch_size > 32 ? cfg->train.batch_size : 32;
     sq_model_load_opts_t lo = {.max_batch = max_batch,
                                .max_seq = max_seq,
-                               .perturb = cfg->optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE};
+                               .perturb = cfg->optimizer.perturbation == SQ_PERTURB_OUT_OF_PLACE,
+                               .gemm_dtype = with_task ? sq_job_gemm_dtype(cfg) : SQ_DTYPE_F32};
     SQ_TRY(sq_model_load(cfg->model, &lo, r->be, &r->model));
     if (with_task) {
         SQ_TRY(sq_task_load(cfg, r->tok, sq_model_config(r->model)->vocab_size, &r->task));

@@ -474,7 +474,8 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     SQ_TRY(sq_tokenizer_load(tok_path, &w->tok));
     int max_batch = cfg->train.batch_size > 32 ? cfg->train.batch_size : 32;
     lo = (sq_model_load_opts_t){.unit_begin = w->ub, .unit_end = w->ue, .max_batch = max_batch,
-                                .max_seq = cfg->task.max_len, .perturb = 1};
+                                .max_seq = cfg->task.max_len, .perturb = 1,
+                                .gemm_dtype = sq_job_gemm_dtype(cfg)};
     SQ_TRY(sq_model_load(cfg->model, &lo, w->be, &w->model));
     SQ_TRY(sq_task_load(cfg, w->tok, mc.vocab_size, &w->task));
     SQ_TRY(sq_selection_build(cfg, w->model, &w->sel));

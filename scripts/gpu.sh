@@ -5,8 +5,9 @@
 #   1. ctest -L gpu: every CUDA kernel against the CPU backend, the GPU codec
 #      byte for byte against the CPU codec, golden logits on the CUDA backend,
 #      stage workers on the GPU;
-#   2. sparq bench gpu: forward MFU at OPT-1.3B shapes, device memory per
-#      stage vs first-order, two-stage step with overlap on/off;
+#   2. sparq bench gpu: forward MFU at OPT-1.3B (bf16, tf32, fp32 GEMMs) and
+#      OPT-6.7B shapes, device memory per stage vs first-order, two-stage
+#      step with overlap on/off;
 #   3. bench_codec_gpu: codec throughput vs HBM bandwidth, cuSPARSE SpMM.
 # Usage: scripts/gpu.sh [--tests-only]
 set -euo pipefail
@@ -25,11 +26,13 @@ res=bench/results/gpu-${dev}.md
 {
   echo "# GPU figures on ${dev} (scripts/gpu.sh, $(date -u +%F))"
   echo
-  echo '## sparq bench gpu --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4'
-  build/sparq bench gpu --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4
-  echo
-  echo '## SPARQ_CUDA_TF32=1 sparq bench gpu --shape opt-1.3b (forward only differs)'
-  SPARQ_CUDA_TF32=1 build/sparq bench gpu --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4
+  for g in bf16 tf32 fp32; do
+    echo "## sparq bench gpu --gemm $g --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4"
+    build/sparq bench gpu --gemm $g --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4
+    echo
+  done
+  echo '## sparq bench gpu --gemm bf16 --shape opt-6.7b --batch 4 --seq 512 --stages 2 --micro 4'
+  build/sparq bench gpu --gemm bf16 --shape opt-6.7b --batch 4 --seq 512 --stages 2 --micro 4
   echo
   echo '## bench_codec_gpu'
   build/bench/bench_codec_gpu

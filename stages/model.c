@@ -231,6 +231,17 @@ static size_t act_plan(sq_model_t *m, int alloc_pass, sq_status_t *st)
     return bytes;
 }
 
+/* Scratch one parameter takes while its unit runs (forward.c materialize):
+ * a bf16 copy of every matrix when the GEMMs run in bf16, an fp32 perturbed
+ * copy when perturbation is reserved, else none. The embed unit makes none
+ * (it perturbs the rows it reads in its output). */
+static int64_t scratch_floats_for(const sq_model_t *m, int perturb, int64_t numel, int is_vector)
+{
+    if (m->gemm_bf16 && !is_vector) return (int64_t)(sq_arena_footprint((size_t)numel * 2) / 4);
+    if (perturb) return (int64_t)(sq_arena_footprint((size_t)numel * 4) / 4);
+    return 0;
+}
+
 sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq_backend_t *be,
                           sq_model_t **out)
 {
@@ -318,14 +329,26 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     m->param_bytes = bytes;
     bytes += act_plan(m, 0, &st);
     if (st != SQ_OK) goto fail;
-    if (o.perturb) { /* the largest set of parameters one unit reads at once */
+    if (o.gemm_dtype != SQ_DTYPE_F32 &&
+        (o.gemm_dtype != SQ_DTYPE_BF16 || !m->on_device)) {
+        st = sq_error_set(SQ_ERR_UNSUPPORTED,
+                          "%s: GEMM operand type %s: only f32, or bf16 on a device backend (the "
+                          "CPU backend's linear takes fp32 weights)",
+                          path, sq_dtype_name(o.gemm_dtype));
+        goto fail;
+    }
+    m->gemm_bf16 = o.gemm_dtype == SQ_DTYPE_BF16;
+    m->perturb_reserved = o.perturb;
+    if (o.perturb || m->gemm_bf16) { /* the largest set of copies one unit makes at once */
         for (int u = m->unit_begin; u < m->unit_end; u++) {
             int layer, ns;
             int64_t sum = 0;
-            const sq_slot_t *slots = sq_model_unit_slots(sq_model_unit_kind(c, u, &layer), &ns);
-            for (int k = 0; k < ns; k++) {
+            sq_unit_kind_t kind = sq_model_unit_kind(c, u, &layer);
+            const sq_slot_t *slots = sq_model_unit_slots(kind, &ns);
+            for (int k = 0; k < ns && kind != SQ_UNIT_EMBED; k++) {
                 int idx = sq_model_slot_index(m, slots[k], layer);
-                if (idx >= 0) sum += sq_arena_footprint((size_t)pend[idx].numel * 4) / 4;
+                if (idx >= 0) sum += scratch_floats_for(m, o.perturb, pend[idx].numel,
+                                                        pend[idx].is_vector);
             }
             if (sum > m->scratch_floats) m->scratch_floats = sum;
         }
@@ -479,7 +502,7 @@ sq_status_t sq_model_set_perturbation(sq_model_t *m, const sq_perturbation_t *p)
         for (int j = 0; j < m->n_params; j++) m->eff[j] = m->params[j].t;
         return SQ_OK;
     }
-    if (!m->scratch)
+    if (!m->perturb_reserved)
         return sq_error_set(SQ_ERR_INVALID_ARG,
                             "model: perturbation needs a model loaded with opts.perturb = 1");
     if (!p->tuned) return sq_error_set(SQ_ERR_INVALID_ARG, "model: perturbation without a selection");

@@ -86,8 +86,10 @@ struct sq_model {
 
     /* out-of-place perturbation */
     int perturb_active;
+    int perturb_reserved;  /* opts.perturb: scratch holds fp32 perturbed copies */
+    int gemm_bf16;         /* opts.gemm_dtype BF16: matrices reach the GEMMs as bf16 scratch */
     sq_perturbation_t pert;
-    float *scratch;        /* [scratch_floats] perturbed copies of one unit's params */
+    float *scratch;        /* [scratch_floats] perturbed (or bf16) copies of one unit's params */
     int64_t scratch_floats;
     sq_tensor_t *eff;      /* [n_params] what the forward reads: theta or its perturbed copy */
     int32_t *pos_ids; /* [N] row of the position table */

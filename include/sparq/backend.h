@@ -120,7 +120,9 @@ typedef struct sq_backend_ops {
     /* ---- zeroth-order optimisation (zo_rng.h defines z) ----
      * dst[i] = src[i] + scale * z(seed, tensor_id, offset + i) * mask[i], for
      * the n elements of contiguous 1-D views; dst may alias src. mask is
-     * optional (NULL: every element; else 0/1 bytes, one per element). */
+     * optional (NULL: every element; else 0/1 bytes, one per element).
+     * Device backends also take a BF16 dst: the sum is rounded once into
+     * the bf16 GEMM operand; scale 0 then only converts. */
     sq_status_t (*zo_perturb)(sq_backend_t *be, const sq_tensor_t *src, uint64_t seed,
                               uint64_t tensor_id, int64_t offset, float scale,
                               const uint8_t *mask, sq_tensor_t *dst);
@@ -158,6 +160,10 @@ void sq_cuda_print_device(int device);
  * backends): the GPU codec and the runtime's copies order themselves
  * against the forward with it. */
 void *sq_backend_cuda_stream(sq_backend_t *be);
+/* on = 1: F32 x F32 GEMMs of a CUDA backend use TF32 tensor cores (about 3
+ * decimal digits fewer, ~7x the fp32 rate on Hopper); 0 (the default): fp32.
+ * SQ_ERR_INVALID_ARG for other backends. */
+sq_status_t sq_backend_cuda_set_tf32(sq_backend_t *be, int on);
 
 static inline void sq_backend_destroy(sq_backend_t *be)
 {

@@ -107,6 +107,7 @@ typedef struct sq_config {
         int threads;
         int device;  /* 0 cpu, 1 cuda */
         int overlap; /* cuda: overlap boundary encode/copy/send with the next compute */
+        int gemm;    /* cuda: 0 fp32, 1 tf32, 2 bf16 GEMMs (sq_job_backend, sq_job_gemm_dtype) */
     } train;
 } sq_config_t;
 

@@ -297,10 +297,6 @@ extern "C" sq_status_t sq_backend_cuda_create(int device, sq_backend_t **out)
         return sq_error_set(SQ_ERR_NOMEM, "cuda backend: context allocation failed");
     }
     ctx->device = device;
-    // TF32 trades ~3 decimal digits of the F32 GEMMs for speed; off by
-    // default so results stay close to the CPU backend's.
-    const char *tf32 = getenv("SPARQ_CUDA_TF32");
-    ctx->tf32 = tf32 && strcmp(tf32, "1") == 0;
     be->ops = &cuda_ops;
     be->ctx = ctx;
     sq_status_t st = ctx_init(ctx);
@@ -309,6 +305,16 @@ extern "C" sq_status_t sq_backend_cuda_create(int device, sq_backend_t **out)
         return sq_error_push(st, "cuda backend on device %d", device);
     }
     *out = be;
+    return SQ_OK;
+}
+
+// TF32 trades ~3 decimal digits of the F32 GEMMs for speed; off by default
+// so results stay close to the CPU backend's (train.gemm: tf32 turns it on).
+extern "C" sq_status_t sq_backend_cuda_set_tf32(sq_backend_t *be, int on)
+{
+    if (!be || !be->ctx || be->ops != &cuda_ops)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "tf32: not a CUDA backend");
+    sq_cuda_ctx(be)->tf32 = on != 0;
     return SQ_OK;
 }
 

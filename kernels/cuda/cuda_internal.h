@@ -38,7 +38,7 @@ typedef struct sq_cuda_ctx_s {
     cudaStream_t stream;   /* non-blocking; every op is queued here */
     cublasHandle_t cublas; /* bound to stream, with the workspace below */
     void *cublas_ws;       /* [SQ_CUDA_CUBLAS_WORKSPACE] bytes */
-    int tf32;              /* SPARQ_CUDA_TF32=1 at create: F32 GEMMs use TF32 */
+    int tf32;              /* sq_backend_cuda_set_tf32: F32 GEMMs use TF32 */
 
     sq_backend_limits_t lim; /* limits of the last reserve() call */
 

@@ -24,6 +24,13 @@ sq_status_t sq_cuda_zo_perturb(const float *src, float *dst, int64_t n, uint64_t
                                uint64_t tensor_id, int64_t offset, float scale,
                                const uint8_t *mask, void *stream);
 
+/* The same, rounded to bf16 into dst (__nv_bfloat16[n]): the perturbed
+ * weight formed directly as a bf16 GEMM operand (one pass instead of an fp32
+ * copy and a conversion). scale 0 converts src without drawing normals. */
+sq_status_t sq_cuda_zo_perturb_bf16(const float *src, void *dst, int64_t n, uint64_t seed,
+                                    uint64_t tensor_id, int64_t offset, float scale,
+                                    const uint8_t *mask, void *stream);
+
 /* w[i] -= lr * (sum_k g[k] z(seeds[k], tensor_id, i) * mask[i] / n + wd * w[i]),
  * accumulated over k ascending with fused multiply-adds, as on the CPU. */
 sq_status_t sq_cuda_zo_update(float *w, int64_t numel, int n, const uint64_t *seeds,

@@ -8,7 +8,7 @@
 //   W[in,out] (SQ_WEIGHT_IN_OUT) is column-major [out, in] -> transa = N.
 // The bias is written into y first (y = bias, or y += bias when
 // accumulating) and the GEMM then adds onto it with beta = 1, the order the
-// CPU backend uses. F32 weights: fp32 GEMM (TF32 only with SPARQ_CUDA_TF32=1).
+// CPU backend uses. F32 weights: fp32 GEMM (TF32 after sq_backend_cuda_set_tf32).
 // F16/BF16 weights: x is rounded to the weight's type into reserved scratch,
 // in row chunks if need be, and multiplied with fp32 accumulation into fp32 y.
 #include <cuda_bf16.h>

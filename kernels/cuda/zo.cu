@@ -5,6 +5,7 @@
 // anything the CPU does differently.
 #include "cuda_zo.h"
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "sparq/zo_rng.h"
@@ -18,10 +19,26 @@ struct spsa_args {
     float g[SQ_MAX_SPSA];
 };
 
-__global__ void zo_perturb_kernel(const float *__restrict__ src, float *dst, int64_t n,
+__device__ __forceinline__ void store(float *p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(__nv_bfloat16 *p, int64_t i, float v)
+{
+    p[i] = __float2bfloat16_rn(v);
+}
+
+// dst = src + scale * z, rounded once into Out (float: the CPU's bits; bf16:
+// the perturbed weight formed straight in the GEMM's operand type). scale 0
+// is a plain copy/cast, with no normals drawn.
+template <class Out>
+__global__ void zo_perturb_kernel(const float *__restrict__ src, Out *dst, int64_t n,
                                   uint64_t seed, uint64_t tensor_id, int64_t offset, float scale,
                                   const uint8_t *__restrict__ mask)
 {
+    if (scale == 0.0f) {
+        for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n;
+             e += (int64_t)gridDim.x * blockDim.x)
+            store(dst, e, src[e]);
+        return;
+    }
     const int64_t k0 = offset / 4, k1 = (offset + n + 3) / 4;
     for (int64_t k = k0 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < k1;
          k += (int64_t)gridDim.x * blockDim.x) {
@@ -31,7 +48,7 @@ __global__ void zo_perturb_kernel(const float *__restrict__ src, float *dst, int
             const int64_t e = 4 * k + j - offset;
             if (e < 0 || e >= n) continue;
             const float zj = mask ? (mask[e] ? z[j] : 0.0f) : z[j];
-            dst[e] = SQ_FMA(scale, zj, src[e]);
+            store(dst, e, SQ_FMA(scale, zj, src[e]));
         }
     }
 }
@@ -74,18 +91,32 @@ sq_status_t launched(const char *op)
 
 } // namespace
 
-extern "C" sq_status_t sq_cuda_zo_perturb(const float *src, float *dst, int64_t n, uint64_t seed,
-                                          uint64_t tensor_id, int64_t offset, float scale,
-                                          const uint8_t *mask, void *stream)
+template <class Out>
+sq_status_t perturb(const float *src, Out *dst, int64_t n, uint64_t seed, uint64_t tensor_id,
+                    int64_t offset, float scale, const uint8_t *mask, void *stream)
 {
     if (n < 0 || offset < 0 || (n > 0 && (!src || !dst)))
         return sq_error_set(SQ_ERR_INVALID_ARG, "cuda.zo_perturb: %lld elements at offset %lld",
                             (long long)n, (long long)offset);
     if (n == 0) return SQ_OK;
-    const int64_t blocks = (offset + n + 3) / 4 - offset / 4;
-    zo_perturb_kernel<<<grid_for(blocks), kThreads, 0, (cudaStream_t)stream>>>(
+    const int64_t blocks = scale == 0.0f ? n : (offset + n + 3) / 4 - offset / 4;
+    zo_perturb_kernel<Out><<<grid_for(blocks), kThreads, 0, (cudaStream_t)stream>>>(
         src, dst, n, seed, tensor_id, offset, scale, mask);
     return launched("zo_perturb");
+}
+
+extern "C" sq_status_t sq_cuda_zo_perturb(const float *src, float *dst, int64_t n, uint64_t seed,
+                                          uint64_t tensor_id, int64_t offset, float scale,
+                                          const uint8_t *mask, void *stream)
+{
+    return perturb(src, dst, n, seed, tensor_id, offset, scale, mask, stream);
+}
+
+extern "C" sq_status_t sq_cuda_zo_perturb_bf16(const float *src, void *dst, int64_t n,
+                                               uint64_t seed, uint64_t tensor_id, int64_t offset,
+                                               float scale, const uint8_t *mask, void *stream)
+{
+    return perturb(src, (__nv_bfloat16 *)dst, n, seed, tensor_id, offset, scale, mask, stream);
 }
 
 extern "C" sq_status_t sq_cuda_zo_update(float *w, int64_t numel, int n, const uint64_t *seeds,

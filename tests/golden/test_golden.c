@@ -1,9 +1,18 @@
 /* Golden test: `sparq logits` against reference logits computed by an
  * independent PyTorch implementation of each format (reference.json).
  *
- * usage: test_golden SPARQ_BINARY MODEL_PATH REFERENCE_JSON [cuda]
+ * usage: test_golden SPARQ_BINARY MODEL_PATH REFERENCE_JSON [cuda|cuda-bf16]
  * With `cuda` the logits come from the CUDA backend (sparq logits --device
  * cuda), and the test is skipped (exit 77) where no GPU is visible.
+ * `cuda-bf16` runs the linear layers as bf16 GEMMs (--gemm bf16): 8
+ * significant bits per operand, so the error grows with the activations'
+ * scale, not with each value: a logit may be off by BF16_ABS + BF16_REL x the
+ * largest |logit| of its row, an NLL by BF16_ABS + BF16_REL x itself, and up
+ * to a fifth of the argmax positions may differ (the reference does not
+ * record top-2 margins; near-ties flip). stories260K, the one trained model,
+ * is the loosest: logits off by up to 0.49 where they reach 15. The bf16
+ * pieces themselves are checked tightly elsewhere (test_cuda_zo: the bf16
+ * perturbation bit for bit; test_cuda_ops: bf16 GEMMs).
  * Exit status is the verdict (0 = every value within tolerance). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -48,11 +57,15 @@ static int close_enough(double got, double want, double abs_tol, double rel_tol)
     return fabs(got - want) <= abs_tol + rel_tol * fabs(want);
 }
 
+#define BF16_ABS 0.05
+#define BF16_REL 0.08
+
 int main(int argc, char **argv)
 {
-    const int cuda = argc == 5 && !strcmp(argv[4], "cuda");
+    const int bf16 = argc == 5 && !strcmp(argv[4], "cuda-bf16");
+    const int cuda = bf16 || (argc == 5 && !strcmp(argv[4], "cuda"));
     if (argc != 4 && !cuda) {
-        fprintf(stderr, "usage: %s SPARQ MODEL REFERENCE_JSON [cuda]\n", argv[0]);
+        fprintf(stderr, "usage: %s SPARQ MODEL REFERENCE_JSON [cuda|cuda-bf16]\n", argv[0]);
         return 2;
     }
     if (cuda && !sq_cuda_available()) {
@@ -81,7 +94,7 @@ int main(int argc, char **argv)
     size_t cmd_len = strlen(tok_s) + strlen(idx_s) + strlen(argv[1]) + strlen(argv[2]) + 128;
     char *cmd = malloc(cmd_len);
     snprintf(cmd, cmd_len, "'%s' logits --model '%s' --tokens %s --logit-index %s%s", argv[1],
-             argv[2], tok_s, idx_s, cuda ? " --device cuda" : "");
+             argv[2], tok_s, idx_s, bf16 ? " --device cuda --gemm bf16" : cuda ? " --device cuda" : "");
     FILE *p = popen(cmd, "r");
     char *otext = p ? slurp(p) : NULL;
     int rc = p ? pclose(p) : -1;
@@ -105,13 +118,17 @@ int main(int argc, char **argv)
     }
     for (int t = 0; t < T; t++) {
         const cJSON *rrow = cJSON_GetArrayItem(rl, t), *orow = cJSON_GetArrayItem(ol, t);
+        double row_max = 0;
+        for (int k = 0; k < K; k++) row_max = fmax(row_max, fabs(cJSON_GetArrayItem(rrow, k)->valuedouble));
         for (int k = 0; k < K; k++) {
             double want = cJSON_GetArrayItem(rrow, k)->valuedouble;
             double got = cJSON_GetArrayItem(orow, k)->valuedouble;
             double err = fabs(got - want);
             if (err > worst) worst = err;
             checked++;
-            if (!close_enough(got, want, abs_tol, rel_tol) && bad++ < 5)
+            const int ok = bf16 ? err <= BF16_ABS + BF16_REL * row_max
+                                : close_enough(got, want, abs_tol, rel_tol);
+            if (!ok && bad++ < 5)
                 fprintf(stderr, "logit[t=%d][id=%d]: got %.6f want %.6f\n", t,
                         cJSON_GetArrayItem(index, k)->valueint, got, want);
         }
@@ -128,19 +145,28 @@ int main(int argc, char **argv)
         double want = cJSON_GetArrayItem(rn, t)->valuedouble;
         double got = cJSON_GetArrayItem(on, t)->valuedouble;
         checked++;
-        if (!close_enough(got, want, abs_tol, rel_tol) && bad++ < 10)
+        if (!close_enough(got, want, bf16 ? BF16_ABS : abs_tol, bf16 ? BF16_REL : rel_tol) &&
+            bad++ < 10)
             fprintf(stderr, "nll[t=%d]: got %.6f want %.6f\n", t, got, want);
     }
     /* argmax: exact, since the reference's top-2 margins are far above tolerance */
     const cJSON *ra = cJSON_GetObjectItem(ref, "argmax"), *oa = cJSON_GetObjectItem(out, "argmax");
+    int flips = 0;
     for (int t = 0; t < T; t++) {
         checked++;
         int want = cJSON_GetArrayItem(ra, t)->valueint, got = cJSON_GetArrayItem(oa, t)->valueint;
-        if (want != got && bad++ < 15) fprintf(stderr, "argmax[t=%d]: got %d want %d\n", t, got, want);
+        if (want == got) continue;
+        fprintf(stderr, "argmax[t=%d]: got %d want %d\n", t, got, want);
+        if (!bf16 || ++flips > T / 5) bad++;
     }
-    printf("%s: %d values checked, %d outside tolerance (abs %.0e + rel %.0e); worst logit error "
-           "%.2e\n",
-           argv[2], checked, bad, abs_tol, rel_tol, worst);
+    if (bf16)
+        printf("%s (bf16 GEMMs): %d values checked, %d outside tolerance (abs %.0e + rel %.0e of "
+               "the row's largest logit / of the NLL); %d argmax flips; worst logit error %.2e\n",
+               argv[2], checked, bad, BF16_ABS, BF16_REL, flips, worst);
+    else
+        printf("%s: %d values checked, %d outside tolerance (abs %.0e + rel %.0e); worst logit "
+               "error %.2e\n",
+               argv[2], checked, bad, abs_tol, rel_tol, worst);
     cJSON_Delete(ref);
     cJSON_Delete(out);
     free(rtext);

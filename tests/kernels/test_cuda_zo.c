@@ -77,6 +77,34 @@ int main(void)
                          (long long)off, (long long)n, m);
                 same(what, y, dy, n);
             }
+    /* into a bf16 operand: the CPU's fp32 sum rounded once to nearest even;
+     * scale 0 is a plain conversion */
+    uint16_t *yb = malloc(sizeof *yb * N), *gb = malloc(sizeof *gb * N);
+    void *dyb = to_device(NULL, sizeof *yb * N);
+    static const float scales[] = {1e-3f, 0.0f};
+    for (int si = 0; si < 2; si++)
+        for (int m = 0; m < 2; m++) {
+            const int64_t off = 3, n = N - 5;
+            sq_tensor_t src = sq_tensor_1d(x, SQ_DTYPE_F32, n), dst = sq_tensor_1d(y, SQ_DTYPE_F32, n);
+            SQ_CHECK(cpu->ops->zo_perturb(cpu, &src, 77, 0x51ULL, off, scales[si],
+                                          m ? mask : NULL, &dst));
+            for (int64_t i = 0; i < n; i++) yb[i] = sq_f32_to_bf16(y[i]);
+            SQ_CHECK(sq_cuda_zo_perturb_bf16(dx, dyb, n, 77, 0x51ULL, off, scales[si],
+                                             m ? dmask : NULL, NULL));
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(gb, dyb, sizeof *gb * (size_t)n, cudaMemcpyDeviceToHost));
+            for (int64_t i = 0; i < n; i++)
+                if (yb[i] != gb[i]) {
+                    fprintf(stderr, "FAIL: zo_perturb bf16 scale %g mask %d: element %lld: cpu "
+                                    "0x%04x gpu 0x%04x\n",
+                            scales[si], m, (long long)i, yb[i], gb[i]);
+                    failures++;
+                    break;
+                }
+        }
+    cudaFree(dyb);
+    free(yb), free(gb);
+
     const uint64_t seeds[3] = {11, 0xfeedbeefULL, 1ULL << 63};
     const float g[3] = {0.75f, -1.5f, 3.25f};
     for (int ns = 1; ns <= 3; ns++)
