@@ -1,12 +1,26 @@
 /* Host emulation of the CUDA device side for tests/codec/gpu_emu (see README.md). */
 #include "cuda_runtime.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <ucontext.h>
+#include <deque>
 #include <map>
+#include <memory>
 #include <vector>
+
+// A misuse the emulation found: say what, and stop where a debugger can look.
+[[noreturn]] __attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
 
 /* Fiber switches. ucontext's swapcontext saves and restores the signal mask
  * with a system call at every switch, which made the emulation mostly kernel
@@ -79,7 +93,8 @@ struct fiber {
     char *stack;
 };
 static const size_t kStack = 128 * 1024;
-static std::vector<fiber> fibers;
+// never destroyed, like the streams: their stacks stay reachable at exit
+static std::vector<fiber> &fibers = *new std::vector<fiber>;
 static emu_ctx sched_ctx;
 static fiber *cur;
 static const std::function<void()> *cur_body;
@@ -124,13 +139,12 @@ uint64_t sq_emu_shfl(unsigned mask, uint64_t v, int o, int mode, int width)
     return cur->res;
 }
 
-void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, size_t shmem)
+// Runs a whole grid, block after block; called only by a queued launch when
+// its stream gets there (a kernel never calls into the runtime).
+static void run_grid(dim3 grid, dim3 block, size_t shmem, const std::function<void()> &body)
 {
+    if (cur_body) die("EMU: the fiber scheduler re-entered (a kernel ran inside a kernel)");
     launches++;
-    if (shmem > kMaxDynSmem) {
-        fprintf(stderr, "EMU: %zu bytes of dynamic shared memory (at most %zu)\n", shmem, kMaxDynSmem);
-        abort();
-    }
     if (shmem > dyn_cap) {
         free(dyn_smem);
         dyn_smem = (char *)aligned_alloc(256, (shmem + 255) / 256 * 256);
@@ -142,14 +156,6 @@ void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, siz
     // them then sees the other order (a missing __syncthreads shows up)
     static const int reverse = getenv("SQ_EMU_REVERSE") && atoi(getenv("SQ_EMU_REVERSE")) != 0;
     const unsigned nt = block.x * block.y * block.z;
-    if (block.y != 1 || block.z != 1 || nt == 0 || nt > 1024 || nt % 32) {
-        fprintf(stderr, "EMU: unsupported block %u %u %u\n", block.x, block.y, block.z);
-        abort();
-    }
-    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) {
-        fprintf(stderr, "EMU: invalid grid %u %u %u\n", grid.x, grid.y, grid.z);
-        abort();
-    }
     if (fibers.size() < nt) {
         size_t old = fibers.size();
         fibers.resize(nt);
@@ -224,6 +230,7 @@ void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, siz
         }
     }
     sq_emu_cur = NULL;
+    cur_body = NULL;
     dyn_size = 0;
 }
 
@@ -273,8 +280,221 @@ void check_copy(const char *call, void *d, const void *s, size_t dn, size_t sn, 
 }
 } // namespace
 
+/* ---- streams: FIFOs of deferred work (README.md, "Streams") ----
+ * In lazy mode (the default) nothing queued on a stream runs before the host
+ * has to see it: a synchronising call runs exactly the operations it waits
+ * for, an "infinitely slow GPU". A missing synchronisation then reads stale
+ * data. SQ_EMU_STREAMS=starve runs the other streams first when the host
+ * waits; SQ_EMU_STREAMS=sync runs everything at the call instead. */
+namespace {
+struct emu_op {
+    std::function<void()> work;    // a kernel, copy, memset, GEMM, event marker
+    CUstream_st *wait = nullptr;   // or, without work: a wait for this stream ...
+    uint64_t upto = 0;             // ... to have run this many operations
+};
+} // namespace
+struct CUstream_st {
+    std::deque<emu_op> q;
+    uint64_t issued = 0, done = 0; // operations queued / run so far
+    bool blocking = true;          // synchronises with the legacy default stream
+    bool busy = false;             // its front operation is running (or waiting)
+    bool destroyed = false;        // kept, so a stale handle or event is caught
+    uint64_t limit = UINT64_MAX;   // starve mode: run no further than this
+};
+struct CUevent_st {
+    CUstream_st *s = nullptr;      // where the latest record is: s after seq ops
+    uint64_t seq = 0;
+    std::shared_ptr<double> t;     // when that record's marker ran (< 0: not yet)
+};
+
+namespace {
+// Never destroyed: code at exit (static destructors, atexit) may still call in.
+CUstream_st *const legacy = new CUstream_st;
+std::vector<CUstream_st *> &all_streams()
+{
+    static auto *v = new std::vector<CUstream_st *>{legacy};
+    return *v;
+}
+bool in_op; // an operation's work is running: nothing may call into the runtime
+
+// SQ_EMU_STREAMS: when queued work runs (README.md, "Streams").
+enum { SYNC, LAZY, STARVE };
+int mode(void)
+{
+    static const int m = [] {
+        const char *e = getenv("SQ_EMU_STREAMS");
+        if (!e || !*e || !strcmp(e, "lazy")) return LAZY;
+        if (!strcmp(e, "starve")) return STARVE;
+        if (!strcmp(e, "sync")) return SYNC;
+        die("EMU: SQ_EMU_STREAMS=%s (lazy, starve or sync)", e);
+    }();
+    return m;
+}
+
+CUstream_st *stream_of(cudaStream_t h)
+{
+    if (!h) return legacy;
+    if (h->destroyed) die("EMU: stream %p used after cudaStreamDestroy", (void *)h);
+    return h;
+}
+
+// Runs s until `upto` of its operations are done; a wait first runs the
+// stream it waits for. Stops short, returning false, where a stream would
+// have to run past its `limit` (set only by starve mode's host_wait). Being
+// asked to advance a stream whose own front operation is still waiting means
+// the waits form a cycle, and nothing could ever run.
+bool advance(CUstream_st *s, uint64_t upto)
+{
+    if (in_op) die("EMU: a CUDA call from inside a running kernel or copy");
+    while (s->done < upto) {
+        if (s->done >= s->limit) return false;
+        if (s->busy) die("EMU: wait cycle between streams (through stream %p)", (void *)s);
+        emu_op &o = s->q.front(); // stays put: nothing can queue on s meanwhile
+        s->busy = true;
+        const bool ready = !o.wait || advance(o.wait, o.upto);
+        if (ready && !o.wait) {
+            in_op = true;
+            o.work();
+            in_op = false;
+        }
+        s->busy = false;
+        if (!ready) return false;
+        s->q.pop_front();
+        s->done++;
+    }
+    return true;
+}
+void run_until(CUstream_st *s, uint64_t upto) { advance(s, upto); }
+void drain_all(void)
+{
+    for (CUstream_st *s : all_streams()) run_until(s, s->issued);
+}
+// The host waits until s has run `upto` operations. In starve mode every
+// other stream first runs all it can without s going past that point: work
+// queued later on another stream then runs before the awaited work, which
+// finds a writer that does not wait for an earlier reader on another stream.
+void host_wait(CUstream_st *s, uint64_t upto)
+{
+    if (mode() == STARVE) {
+        s->limit = upto;
+        for (CUstream_st *o : all_streams())
+            if (o != s) advance(o, o->issued);
+        s->limit = UINT64_MAX;
+    }
+    run_until(s, upto);
+}
+void drain(CUstream_st *s) { host_wait(s, s->issued); }
+
+void push(CUstream_st *s, emu_op o)
+{
+    if (in_op) die("EMU: a CUDA call from inside a running kernel or copy");
+    s->q.push_back(std::move(o));
+    s->issued++;
+}
+void push_wait(CUstream_st *s, CUstream_st *on, uint64_t upto)
+{
+    if (on->done < upto) push(s, emu_op{{}, on, upto});
+}
+// The legacy default stream's implicit synchronisation: its work waits for
+// the earlier work of every blocking stream, and a blocking stream's work for
+// the earlier work of the legacy stream (cudaStreamNonBlocking opts out).
+void implicit_waits(CUstream_st *s)
+{
+    if (s == legacy) {
+        for (CUstream_st *b : all_streams())
+            if (b != legacy && b->blocking) push_wait(legacy, b, b->issued);
+    } else if (s->blocking) {
+        push_wait(s, legacy, legacy->issued);
+    }
+}
+CUstream_st *enqueue(cudaStream_t h, std::function<void()> work)
+{
+    CUstream_st *s = stream_of(h);
+    implicit_waits(s);
+    push(s, emu_op{std::move(work)});
+    if (mode() == SYNC) run_until(s, s->issued);
+    return s;
+}
+double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+} // namespace
+
+void sq_emu_enqueue(cudaStream_t s, std::function<void()> work) { enqueue(s, std::move(work)); }
+
+// A kernel dereferences its pointer arguments on the device, where pageable
+// host memory would fault (pinned memory is mapped). One past the end of an
+// allocation is fine: an empty range. (Pointers inside a struct argument are
+// not checked.)
+void sq_emu_check_arg(const void *p, int i)
+{
+    if (!p || find_alloc(p, 1) || find_alloc((const char *)p - 1, 1)) return;
+    die("EMU: kernel argument %d (%p) is neither device nor pinned memory: it would fault", i, p);
+}
+
+// Configuration errors are caught at the launch, as CUDA reports them.
+void sq_emu_launch_body(dim3 grid, dim3 block, size_t shmem, cudaStream_t s,
+                        std::function<void()> body)
+{
+    if (shmem > kMaxDynSmem)
+        die("EMU: %zu bytes of dynamic shared memory (at most %zu)", shmem, kMaxDynSmem);
+    const unsigned nt = block.x * block.y * block.z;
+    if (block.y != 1 || block.z != 1 || nt == 0 || nt > 1024 || nt % 32)
+        die("EMU: unsupported block %u %u %u", block.x, block.y, block.z);
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
+        die("EMU: invalid grid %u %u %u", grid.x, grid.y, grid.z);
+    enqueue(s, [=] { run_grid(grid, block, shmem, body); });
+}
+
+namespace {
+enum mem_kind { DEVICE, PINNED, PAGEABLE };
+mem_kind kind_of(const void *p)
+{
+    auto a = find_alloc(p, 1);
+    return !a ? PAGEABLE : a->second.pinned ? PINNED : DEVICE;
+}
+void copy_rows(char *d, size_t dpitch, const char *s, size_t spitch, size_t w, size_t h)
+{
+    for (size_t r = 0; r < h; r++) memmove(d + r * dpitch, s + r * spitch, w);
+}
+// Every copy, as CUDA times it (api-sync-behavior). cudaMemcpy (`blocking`)
+// is on the legacy stream and returns when done, except device to device.
+// The Async forms defer everything but a copy into pageable memory or
+// between host buffers; a pageable source is staged at the call.
+cudaError_t copy(const char *call, void *d, size_t dpitch, const void *s, size_t spitch, size_t w,
+                 size_t h, cudaMemcpyKind k, cudaStream_t st, bool blocking)
+{
+    if (w > dpitch || w > spitch) return cudaErrorInvalidValue;
+    if (!w || !h) return cudaSuccess;
+    check_copy(call, d, s, (h - 1) * dpitch + w, (h - 1) * spitch + w, k);
+    const mem_kind dk = kind_of(d), sk = kind_of(s);
+    const bool host_sync = blocking ? dk != DEVICE || sk != DEVICE
+                                    : dk == PAGEABLE || (dk == PINNED && sk != DEVICE);
+    char *dst = (char *)d;
+    if (sk == PAGEABLE && !host_sync) {
+        auto staged = std::make_shared<std::vector<char>>(w * h);
+        copy_rows(staged->data(), w, (const char *)s, spitch, w, h);
+        enqueue(st, [=] { copy_rows(dst, dpitch, staged->data(), w, w, h); });
+        return cudaSuccess;
+    }
+    const char *src = (const char *)s;
+    CUstream_st *q = enqueue(st, [=] { copy_rows(dst, dpitch, src, spitch, w, h); });
+    if (host_sync) drain(q);
+    return cudaSuccess;
+}
+} // namespace
+
 /* ---- runtime ---- */
 extern "C" {
+void sq_emu_enqueue_c(cudaStream_t s, void (*run)(void *), void *arg)
+{
+    enqueue(s, [run, arg] { run(arg); free(arg); });
+}
+void sq_emu_sync_all(void) { drain_all(); }
+
 static cudaError_t emu_alloc(void **p, size_t n, bool pinned)
 {
     void *q = NULL;
@@ -283,14 +503,15 @@ static cudaError_t emu_alloc(void **p, size_t n, bool pinned)
     *p = q;
     return cudaSuccess;
 }
+// cudaFree and cudaFreeHost synchronise the device: all queued work is run
+// first, and none of it can touch the freed block afterwards.
 static cudaError_t emu_free(void *p, bool pinned, const char *call)
 {
     if (!p) return cudaSuccess;
     auto it = allocs.find((uintptr_t)p);
-    if (it == allocs.end() || it->second.pinned != pinned) {
-        fprintf(stderr, "EMU: %s(%p): not an allocation of its kind\n", call, p);
-        abort();
-    }
+    if (it == allocs.end() || it->second.pinned != pinned)
+        die("EMU: %s(%p): not an allocation of its kind", call, p);
+    drain_all();
     allocs.erase(it);
     free(p);
     return cudaSuccess;
@@ -301,47 +522,71 @@ cudaError_t cudaMallocHost(void **p, size_t n) { return emu_alloc(p, n, true); }
 cudaError_t cudaFreeHost(void *p) { return emu_free(p, true, "cudaFreeHost"); }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k)
 {
-    check_copy("cudaMemcpy", d, s, n, n, k);
-    if (n) memmove(d, s, n);
-    return cudaSuccess;
+    return copy("cudaMemcpy", d, n, s, n, n, 1, k, NULL, true);
 }
-cudaError_t cudaMemcpy2DAsync(void *d, size_t dpitch, const void *s, size_t spitch, size_t w, size_t h,
-                              cudaMemcpyKind k, cudaStream_t)
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st)
 {
-    if (w > dpitch || w > spitch) return cudaErrorInvalidValue;
-    if (!w || !h) return cudaSuccess;
-    check_copy("cudaMemcpy2DAsync", d, s, (h - 1) * dpitch + w, (h - 1) * spitch + w, k);
-    for (size_t r = 0; r < h; r++) memmove((char *)d + r * dpitch, (const char *)s + r * spitch, w);
-    return cudaSuccess;
+    return copy("cudaMemcpyAsync", d, n, s, n, n, 1, k, st, false);
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t) { return cudaMemcpy(d, s, n, k); }
-cudaError_t cudaMemset(void *d, int v, size_t n)
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dpitch, const void *s, size_t spitch, size_t w,
+                              size_t h, cudaMemcpyKind k, cudaStream_t st)
 {
-    check_side("cudaMemset", "destination", d, n, true);
-    if (n) memset(d, v, n);
-    return cudaSuccess;
+    return copy("cudaMemcpy2DAsync", d, dpitch, s, spitch, w, h, k, st, false);
 }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) { return cudaMemset(d, v, n); }
-cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, cudaStream_t)
+// Memsets of device memory never wait for the host, cudaMemset included
+// (it is queued on the legacy stream).
+cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, cudaStream_t st)
 {
     if (w > pitch) return cudaErrorInvalidValue;
-    if (w && h) check_side("cudaMemset2DAsync", "destination", d, (h - 1) * pitch + w, true);
-    for (size_t r = 0; r < h; r++) memset((char *)d + r * pitch, v, w);
+    if (!w || !h) return cudaSuccess;
+    check_side("cudaMemset", "destination", d, (h - 1) * pitch + w, true);
+    char *dst = (char *)d;
+    enqueue(st, [=] {
+        for (size_t r = 0; r < h; r++) memset(dst + r * pitch, v, w);
+    });
     return cudaSuccess;
 }
-static char stream_obj;
-cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)&stream_obj; return cudaSuccess; }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
-cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
+{
+    return cudaMemset2DAsync(d, n, v, n, 1, st);
+}
+cudaError_t cudaMemset(void *d, int v, size_t n) { return cudaMemset2DAsync(d, n, v, n, 1, NULL); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
+{
+    CUstream_st *q = new CUstream_st;
+    q->blocking = !(flags & cudaStreamNonBlocking);
+    all_streams().push_back(q);
+    *s = q;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t *s)
+{
+    return cudaStreamCreateWithFlags(s, cudaStreamDefault);
+}
+// CUDA finishes the queued work of a destroyed stream in the background: it
+// stays queued here until something waits for it (the object is kept).
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    if (!s) return cudaErrorInvalidResourceHandle;
+    stream_of(s)->destroyed = true;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { drain(stream_of(s)); return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { drain_all(); return cudaSuccess; }
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
 const char *cudaGetErrorName(cudaError_t e)
 {
-    return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
-         : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation"
-         : e == cudaErrorInvalidDevice ? "cudaErrorInvalidDevice" : "cudaErrorUnknown";
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    }
+    return "cudaErrorUnknown";
 }
 cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
@@ -366,15 +611,43 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void
     a->hostPointer = !al || al->second.pinned ? (void *)p : NULL;
     return cudaSuccess;
 }
-struct CUevent_st { double t; };
-static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + 1e-9 * ts.tv_nsec; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = (cudaEvent_t)calloc(1, sizeof **e); return cudaSuccess; }
+
+/* Events: a record is a marker in its stream; the event remembers where its
+ * latest record is, and waits and synchronisations run that stream up to it. */
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new CUevent_st; return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
-cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { e->t = now(); return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)((b->t - a->t) * 1e3); return cudaSuccess; }
+// A pending marker keeps its own time stamp: destroying the event is fine.
+cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    auto t = std::make_shared<double>(-1.0);
+    CUstream_st *q = enqueue(s, [t] { *t = now(); });
+    e->s = q;
+    e->seq = q->issued;
+    e->t = t;
+    return cudaSuccess;
+}
+// Waits for the record current now; an event never recorded is complete.
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
+{
+    CUstream_st *q = stream_of(s);
+    if (!e->s) return cudaSuccess;
+    implicit_waits(q);
+    push_wait(q, e->s, e->seq);
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e)
+{
+    if (e->s) host_wait(e->s, e->seq);
+    return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    if (!a->t || !b->t) return cudaErrorInvalidResourceHandle;
+    if (*a->t < 0 || *b->t < 0) return cudaErrorNotReady;
+    *ms = (float)((*b->t - *a->t) * 1e3);
+    return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev)
 {
     if (dev != 0) return cudaErrorInvalidDevice;

@@ -1,13 +1,16 @@
-/* Device-side emulation: every CUDA thread of a block is a ucontext fiber;
- * __syncthreads and __shfl_xor_sync are barriers resolved by a scheduler,
- * blocks run one after the other. Atomics are plain read-modify-writes
- * (fibers switch only at barriers). */
+/* Device-side emulation: every CUDA thread of a block is a fiber;
+ * __syncthreads and the shuffles are barriers resolved by a scheduler,
+ * blocks run one after the other, launches are queued on their stream.
+ * Atomics are plain read-modify-writes (fibers switch only at barriers). */
 #ifndef SQ_EMU_CUDA_RUNTIME_H
 #define SQ_EMU_CUDA_RUNTIME_H
 #include "cuda_runtime_api.h"
 #include <math.h>
 #include <string.h>
 #include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 #define __global__
 #define __device__
@@ -33,10 +36,33 @@ extern sq_emu_thread *sq_emu_cur;
 #define blockDim (sq_emu_cur->bdim)
 #define gridDim (sq_emu_cur->gdim)
 
-/* shmem: dynamic shared memory bytes of the launch (transform.py passes the
- * third <<<>>> argument); `extern __shared__ T name[];` is rewritten into a
- * pointer to sq_emu_dyn_smem(), poisoned with 0xff bytes at every block. */
-void sq_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, size_t shmem = 0);
+/* A kernel launch, queued on stream s (emu.cpp runs it when the stream gets
+ * there). transform.py turns `k<<<grid, block, shmem, s>>>(args)` into
+ * sq_emu_launch(grid, block, shmem, s, [=](auto... p) { k(p...); }, args):
+ * the arguments are copied here, at the launch, as CUDA copies kernel
+ * parameters (a host struct passed by value may be reused at once).
+ * `extern __shared__ T name[];` becomes a pointer to sq_emu_dyn_smem(), the
+ * launch's shmem bytes, poisoned with 0xff bytes at every block. */
+void sq_emu_launch_body(dim3 grid, dim3 block, size_t shmem, cudaStream_t s,
+                        std::function<void()> body);
+/* Queues work on stream s (the emulated libraries, e.g. CUB's scan). */
+void sq_emu_enqueue(cudaStream_t s, std::function<void()> work);
+/* A pointer argument must be device or pinned memory (or NULL). */
+void sq_emu_check_arg(const void *p, int i);
+template <class T> static inline void sq_emu_check_arg_t(const T &v, int i)
+{
+    if constexpr (std::is_pointer<T>::value && !std::is_function<std::remove_pointer_t<T>>::value)
+        sq_emu_check_arg((const void *)v, i);
+}
+template <class K, class... A>
+static inline void sq_emu_launch(dim3 grid, dim3 block, size_t shmem, cudaStream_t s, K kernel,
+                                 A &&...args)
+{
+    std::tuple<std::decay_t<A>...> copy(std::forward<A>(args)...);
+    int i = 0;
+    std::apply([&i](const auto &...v) { (sq_emu_check_arg_t(v, i++), ...); }, copy);
+    sq_emu_launch_body(grid, block, shmem, s, [kernel, copy] { std::apply(kernel, copy); });
+}
 void *sq_emu_dyn_smem(void);
 void __syncthreads(void);
 enum { SQ_EMU_SHFL_XOR, SQ_EMU_SHFL_IDX, SQ_EMU_SHFL_DOWN, SQ_EMU_SHFL_UP };

@@ -1,5 +1,5 @@
-/* Host-only emulation of the CUDA runtime API subset the GPU codec uses
- * (verification without a GPU; not the real thing). */
+/* Host-only emulation of the CUDA runtime API subset sparq uses
+ * (verification without a GPU; not the real thing; see ../README.md). */
 #ifndef SQ_EMU_CUDA_RUNTIME_API_H
 #define SQ_EMU_CUDA_RUNTIME_API_H
 #include <stddef.h>
@@ -8,7 +8,8 @@
 extern "C" {
 #endif
 typedef enum cudaError { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
-                         cudaErrorInvalidDevice = 101 } cudaError_t;
+                         cudaErrorInvalidDevice = 101, cudaErrorInvalidResourceHandle = 400,
+                         cudaErrorNotReady = 600 } cudaError_t;
 typedef struct CUstream_st *cudaStream_t;
 typedef struct CUevent_st *cudaEvent_t;
 typedef enum cudaMemcpyKind {
@@ -66,6 +67,11 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
+/* Emulator hooks for the emulated libraries (emu_blas.c): run(arg) is queued
+ * on stream s and arg (malloc'd) freed after it ran; sq_emu_sync_all runs
+ * everything queued, as cudaDeviceSynchronize. */
+void sq_emu_enqueue_c(cudaStream_t s, void (*run)(void *), void *arg);
+void sq_emu_sync_all(void);
 #ifdef __cplusplus
 }
 #endif
