@@ -1,4 +1,4 @@
-/* Host emulation of the CUDA device side for tests/codec/gpu_emu (see README.md). */
+/* Host emulation of the CUDA runtime and device side for SPARQ_CUDA=EMU builds (README.md). */
 #include "cuda_runtime.h"
 
 #include <stdarg.h>
