@@ -18,6 +18,7 @@
 
 #include "bench.h"
 #include "sparq/codec_staging.h"
+#include "sparq/config.h"
 #include "sparq/model.h"
 #include "sparq/weights.h"
 
@@ -159,8 +160,6 @@ typedef struct job {
     float *nll;
 } job_t;
 
-static const char *const gemm_names[] = {"fp32", "tf32", "bf16"};
-
 /* A CUDA backend with the job's GEMM math (TF32 is a backend switch). */
 static sq_status_t gpu_backend(const job_t *j, sq_backend_t **be)
 {
@@ -217,7 +216,7 @@ static sq_status_t forward_figures(job_t *j)
     if (st == SQ_OK) {
         const double flops = sq_model_forward_flops(m, j->B, j->T);
         const double tf = flops / med * 1e-12;
-        printf("\n### Forward, whole model on one GPU (%s GEMMs)\n\n", gemm_names[j->gemm]);
+        printf("\n### Forward, whole model on one GPU (%s GEMMs)\n\n", sq_config_gemm_names[j->gemm]);
         printf("| model | batch x seq | forward ms (median of %d) | tokens/s | TFLOP/fwd | "
                "TFLOP/s | peak TFLOP/s | MFU | device MB (params + activations + scratch) |\n",
                j->reps);
@@ -415,10 +414,7 @@ int sq_bench_gpu_main(int argc, char **argv)
         case 'p': j.peak_tflops = atof(optarg); break;
         case 'd': j.device = atoi(optarg); break;
         case 'g':
-            j.gemm = -1;
-            for (int i = 0; i < 3; i++)
-                if (!strcmp(optarg, gemm_names[i])) j.gemm = i;
-            if (j.gemm < 0) {
+            if ((j.gemm = sq_config_gemm_from_name(optarg)) < 0) {
                 fprintf(stderr, "sparq bench gpu: --gemm %s: expected fp32, tf32 or bf16\n", optarg);
                 return 2;
             }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sparq/config.h"
 #include "sparq/model.h"
 
 static void usage(FILE *f)
@@ -71,10 +72,7 @@ int sq_cmd_logits(int argc, char **argv)
             }
             break;
         case 'g':
-            if (!strcmp(optarg, "fp32")) gemm = 0;
-            else if (!strcmp(optarg, "tf32")) gemm = 1;
-            else if (!strcmp(optarg, "bf16")) gemm = 2;
-            else {
+            if ((gemm = sq_config_gemm_from_name(optarg)) < 0) {
                 fprintf(stderr, "sparq logits: --gemm %s: expected fp32, tf32 or bf16\n", optarg);
                 return 2;
             }

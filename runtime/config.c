@@ -24,7 +24,7 @@ static const char *const codec_roundings[] = {"nearest", "stochastic", NULL};
 static const char *const scale_dtypes[] = {"f32", "f16", NULL};
 static const char *const booleans[] = {"false", "true", NULL};
 static const char *const devices[] = {"cpu", "cuda", NULL};
-static const char *const gemms[] = {"fp32", "tf32", "bf16", NULL}; /* sq_config_t train.gemm */
+const char *const sq_config_gemm_names[] = {"fp32", "tf32", "bf16", NULL}; /* train.gemm */
 
 #define BIG 1e18
 const sq_config_key_t sq_config_keys[] = {
@@ -136,7 +136,7 @@ const sq_config_key_t sq_config_keys[] = {
      "SPARQ_CUDA_DEVICE)"},
     {"train.overlap", SQ_CFG_ENUM, OFF(train.overlap), 0, 0, "true", 0, 0, booleans,
      "cuda: overlap a micro-batch's activation encode, copy and send with the next compute"},
-    {"train.gemm", SQ_CFG_ENUM, OFF(train.gemm), 0, 0, "fp32", 0, 0, gemms,
+    {"train.gemm", SQ_CFG_ENUM, OFF(train.gemm), 0, 0, "fp32", 0, 0, sq_config_gemm_names,
      "cuda: the linear layers' GEMM math: fp32, tf32 (fp32 operands on TF32 tensor cores), or "
      "bf16 (weights cast, perturbed on the way, into bf16 operands; fp32 accumulation)"},
 };
@@ -505,6 +505,13 @@ sq_codec_params_t sq_config_codec_msg_params(const sq_config_t *cfg, int boundar
     p.stream = (uint64_t)boundary * 2 + (uint64_t)tensor;
     p.tag = (uint64_t)step;
     return p;
+}
+
+int sq_config_gemm_from_name(const char *name)
+{
+    for (int i = 0; sq_config_gemm_names[i]; i++)
+        if (!strcmp(name, sq_config_gemm_names[i])) return i;
+    return -1;
 }
 
 uint64_t sq_config_hash(const sq_config_t *cfg)

@@ -231,17 +231,6 @@ static size_t act_plan(sq_model_t *m, int alloc_pass, sq_status_t *st)
     return bytes;
 }
 
-/* Scratch one parameter takes while its unit runs (forward.c materialize):
- * a bf16 copy of every matrix when the GEMMs run in bf16, an fp32 perturbed
- * copy when perturbation is reserved, else none. The embed unit makes none
- * (it perturbs the rows it reads in its output). */
-static int64_t scratch_floats_for(const sq_model_t *m, int perturb, int64_t numel, int is_vector)
-{
-    if (m->gemm_bf16 && !is_vector) return (int64_t)(sq_arena_footprint((size_t)numel * 2) / 4);
-    if (perturb) return (int64_t)(sq_arena_footprint((size_t)numel * 4) / 4);
-    return 0;
-}
-
 sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq_backend_t *be,
                           sq_model_t **out)
 {
@@ -347,8 +336,8 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
             const sq_slot_t *slots = sq_model_unit_slots(kind, &ns);
             for (int k = 0; k < ns && kind != SQ_UNIT_EMBED; k++) {
                 int idx = sq_model_slot_index(m, slots[k], layer);
-                if (idx >= 0) sum += scratch_floats_for(m, o.perturb, pend[idx].numel,
-                                                        pend[idx].is_vector);
+                if (idx >= 0) sum += sq_model_copy_floats(m, o.perturb, pend[idx].numel,
+                                                          pend[idx].is_vector);
             }
             if (sum > m->scratch_floats) m->scratch_floats = sum;
         }

@@ -103,4 +103,16 @@ static inline sq_tensor_t sq_model_f32(const sq_model_t *m, float *p, int64_t ro
     return t;
 }
 
+/* Scratch floats one parameter's copy takes while its unit runs (forward.c
+ * materialize; sized in sq_model_load): a bf16 copy of a matrix when the
+ * GEMMs run in bf16, else an fp32 perturbed copy when perturbation is
+ * reserved (perturb), else none. The embed unit makes no copies. */
+static inline int64_t sq_model_copy_floats(const sq_model_t *m, int perturb, int64_t numel,
+                                           int is_vector)
+{
+    if (m->gemm_bf16 && !is_vector) return (int64_t)(sq_arena_footprint((size_t)numel * 2) / 4);
+    if (perturb) return (int64_t)(sq_arena_footprint((size_t)numel * 4) / 4);
+    return 0;
+}
+
 #endif

@@ -107,7 +107,7 @@ typedef struct sq_config {
         int threads;
         int device;  /* 0 cpu, 1 cuda */
         int overlap; /* cuda: overlap boundary encode/copy/send with the next compute */
-        int gemm;    /* cuda: 0 fp32, 1 tf32, 2 bf16 GEMMs (sq_job_backend, sq_job_gemm_dtype) */
+        int gemm;    /* cuda: 0 fp32, 1 tf32, 2 bf16 GEMMs (sq_config_gemm_names) */
     } train;
 } sq_config_t;
 
@@ -160,6 +160,10 @@ sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary);
 sq_codec_params_t sq_config_codec_msg_params(const sq_config_t *cfg, int boundary, int tensor,
                                              int64_t step, int micro, uint64_t seed);
 
+/* train.gemm by name: {"fp32", "tf32", "bf16", NULL}, indexed by the value;
+ * sq_config_gemm_from_name returns the value, or -1 for another name. */
+extern const char *const sq_config_gemm_names[];
+int sq_config_gemm_from_name(const char *name);
 /* Hash of everything that must agree between the stages of one job (every
  * key but file paths, which may differ per node). */
 uint64_t sq_config_hash(const sq_config_t *cfg);
