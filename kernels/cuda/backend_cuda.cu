@@ -218,7 +218,7 @@ static void cuda_destroy(sq_backend_t *be)
         cudaSetDevice(ctx->device);
         if (ctx->stream) cudaStreamSynchronize(ctx->stream);
         free_scratch(ctx);
-        if (ctx->cublas) cublasDestroy(ctx->cublas);
+        if (ctx->cublas) sq_cublas.Destroy(ctx->cublas);
         cudaFree(ctx->cublas_ws);
         for (int i = 0; i < SQ_CUDA_UPLOAD_SLOTS; i++)
             if (ctx->stage_done[i]) cudaEventDestroy(ctx->stage_done[i]);
@@ -262,14 +262,15 @@ static sq_status_t ctx_init(sq_cuda_ctx_t *ctx)
     for (int i = 0; i < SQ_CUDA_UPLOAD_SLOTS; i++)
         SQ_CUDA_TRY("create",
                     cudaEventCreateWithFlags(&ctx->stage_done[i], cudaEventDisableTiming));
-    SQ_CUBLAS_TRY("create", cublasCreate(&ctx->cublas));
+    SQ_TRY(sq_cublas_load());
+    SQ_CUBLAS_TRY("create", sq_cublas.Create(&ctx->cublas));
     // cublasSetStream resets the workspace to cuBLAS's own pool, so the
     // workspace is set after it; a fixed one keeps cuBLAS from allocating
     // inside an op
-    SQ_CUBLAS_TRY("create", cublasSetStream(ctx->cublas, ctx->stream));
+    SQ_CUBLAS_TRY("create", sq_cublas.SetStream(ctx->cublas, ctx->stream));
     SQ_CUDA_TRY("create", cudaMalloc(&ctx->cublas_ws, SQ_CUDA_CUBLAS_WORKSPACE));
     SQ_CUBLAS_TRY("create",
-                  cublasSetWorkspace(ctx->cublas, ctx->cublas_ws, SQ_CUDA_CUBLAS_WORKSPACE));
+                  sq_cublas.SetWorkspace(ctx->cublas, ctx->cublas_ws, SQ_CUDA_CUBLAS_WORKSPACE));
     SQ_TRY(sq_cuda_attention_setup());
     return SQ_OK;
 }

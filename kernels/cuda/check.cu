@@ -18,7 +18,7 @@ sq_status_t sq_cuda_error(const char *op, const char *call, cudaError_t err)
 sq_status_t sq_cublas_error(const char *op, const char *call, cublasStatus_t st)
 {
     sq_status_t code = st == CUBLAS_STATUS_ALLOC_FAILED ? SQ_ERR_NOMEM : SQ_ERR_CUDA;
-    return sq_error_set(code, "cuda.%s: %s failed: %s", op, call, cublasGetStatusString(st));
+    return sq_error_set(code, "cuda.%s: %s failed: %s", op, call, sq_cublas.GetStatusString(st));
 }
 
 sq_status_t sq_cuda_begin(const char *op, sq_backend_t *be)

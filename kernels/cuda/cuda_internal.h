@@ -8,6 +8,9 @@
  * before return (from_host). cuBLAS is bound to the same stream, so the
  * ops of one backend run in the order they were called. No op allocates
  * device memory: scratch is sized by reserve() and grows only.
+ *
+ * cuBLAS is not linked: sq_cublas_load() (cublas_load.cu) opens it when a
+ * backend is created, and every cuBLAS call goes through sq_cublas.
  */
 #ifndef SQ_KERNELS_CUDA_INTERNAL_H
 #define SQ_KERNELS_CUDA_INTERNAL_H
@@ -32,6 +35,26 @@
 /* Largest head_dim of attention (and rope pairs are bounded by it too). */
 #define SQ_CUDA_MAX_HEAD_DIM 256
 #define SQ_CUDA_ROPE_MAX_PAIRS 256 /* head_dim <= 512 */
+
+/* The cuBLAS entry points sparq calls, typed from cublas_v2.h (GemmEx is
+ * overloaded in C++: its C signature is spelled out, and cublas_load.cu
+ * checks it against the header's). */
+typedef struct sq_cublas_api_s {
+    decltype(&cublasCreate) Create;
+    decltype(&cublasDestroy) Destroy;
+    decltype(&cublasSetStream) SetStream;
+    decltype(&cublasSetWorkspace) SetWorkspace;
+    cublasStatus_t (*GemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                             const void *, const void *, cudaDataType, int, const void *,
+                             cudaDataType, int, const void *, void *, cudaDataType, int,
+                             cublasComputeType_t, cublasGemmAlgo_t);
+    decltype(&cublasGetStatusString) GetStatusString;
+} sq_cublas_api_t;
+extern sq_cublas_api_t sq_cublas; /* filled by sq_cublas_load() */
+
+/* Load cuBLAS once per process (thread-safe); SQ_ERR_UNSUPPORTED naming the
+ * library and the loader's error when it cannot be opened. */
+sq_status_t sq_cublas_load(void);
 
 typedef struct sq_cuda_ctx_s {
     int device;            /* CUDA ordinal, made current at every op */

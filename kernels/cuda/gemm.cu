@@ -140,7 +140,7 @@ sq_status_t sq_cuda_linear(sq_backend_t *be, const sq_tensor_t *x, const sq_tens
         const cublasComputeType_t ct =
             ctx->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
         SQ_CUBLAS_TRY("linear",
-                      cublasGemmEx(ctx->cublas, transa, CUBLAS_OP_N, (int)out, (int)n_rows,
+                      sq_cublas.GemmEx(ctx->cublas, transa, CUBLAS_OP_N, (int)out, (int)n_rows,
                                    (int)in, &one, w->data, CUDA_R_32F, lda, x->data, CUDA_R_32F,
                                    (int)sq_tensor_ld(x), &beta, yd, CUDA_R_32F, (int)ldy, ct,
                                    CUBLAS_GEMM_DEFAULT));
@@ -171,7 +171,7 @@ sq_status_t sq_cuda_linear(sq_backend_t *be, const sq_tensor_t *x, const sq_tens
                                                           (__nv_bfloat16 *)ctx->d_conv, rows, in);
         SQ_CUDA_LAUNCHED("linear");
         SQ_CUBLAS_TRY("linear",
-                      cublasGemmEx(ctx->cublas, transa, CUBLAS_OP_N, (int)out, (int)rows, (int)in,
+                      sq_cublas.GemmEx(ctx->cublas, transa, CUBLAS_OP_N, (int)out, (int)rows, (int)in,
                                    &one, w->data, wt, lda, ctx->d_conv, wt, (int)in, &beta,
                                    yd + r0 * ldy, CUDA_R_32F, (int)ldy, CUBLAS_COMPUTE_32F,
                                    CUBLAS_GEMM_DEFAULT));
