@@ -44,10 +44,11 @@ static void usage(FILE *f)
             "  --shape S         random weights at OPT shapes: opt-125m, opt-1.3b, opt-6.7b\n"
             "                    (written once under --workdir as fp16 safetensors)\n"
             "  --model DIR       a real HF model directory instead of --shape\n"
-            "  --gemm M          the linear layers' GEMM math, as train.gemm: fp32, tf32, or\n"
-            "                    bf16 (default; weights cast into bf16 operands each forward)\n"
+            "  --gemm M          the linear layers' GEMM math, as train.gemm: fp32, tf32,\n"
+            "                    bf16 (default) or fp16 (weights cast into 16-bit operands each\n"
+            "                    forward)\n"
             "  --peak-tflops X   the device's dense peak for the GEMM math in use (default:\n"
-            "                    H100 SXM figures: 67 fp32, 495 tf32, 989 bf16)\n");
+            "                    H100 SXM figures: 67 fp32, 495 tf32, 989 bf16 and fp16)\n");
 }
 
 /* ---- random weights at a shape ---- */
@@ -154,7 +155,7 @@ done:
 typedef struct job {
     const char *path;
     int B, T, S, M, bits, reps, device;
-    int gemm; /* 0 fp32, 1 tf32, 2 bf16 (as train.gemm) */
+    int gemm; /* 0 fp32, 1 tf32, 2 bf16, 3 fp16 (as train.gemm) */
     double peak_tflops;
     int32_t *tok, *tgt;
     float *nll;
@@ -169,7 +170,6 @@ static sq_status_t gpu_backend(const job_t *j, sq_backend_t **be)
     return st;
 }
 
-static sq_dtype_t gemm_dtype(const job_t *j) { return j->gemm == 2 ? SQ_DTYPE_BF16 : SQ_DTYPE_F32; }
 
 static double device_used_mb(void)
 {
@@ -203,7 +203,7 @@ static sq_status_t forward_figures(job_t *j)
     sq_model_t *m;
     double base = device_used_mb();
     SQ_TRY(gpu_backend(j, &be));
-    sq_model_load_opts_t lo = {.max_batch = j->B, .max_seq = j->T, .gemm_dtype = gemm_dtype(j)};
+    sq_model_load_opts_t lo = {.max_batch = j->B, .max_seq = j->T, .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
     sq_status_t st = sq_model_load(j->path, &lo, be, &m);
     if (st != SQ_OK) {
         sq_backend_destroy(be);
@@ -243,7 +243,7 @@ static sq_status_t memory_figures(job_t *j, const sq_model_config_t *mc)
         double base = device_used_mb();
         SQ_TRY(gpu_backend(j, &be));
         sq_model_load_opts_t lo = {.unit_begin = ub, .unit_end = ue, .max_batch = j->B / j->M,
-                                   .max_seq = j->T, .perturb = 1, .gemm_dtype = gemm_dtype(j)};
+                                   .max_seq = j->T, .perturb = 1, .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
         sq_status_t st = sq_model_load(j->path, &lo, be, &m);
         if (st != SQ_OK) {
             sq_backend_destroy(be);
@@ -340,7 +340,7 @@ static sq_status_t overlap_figures(job_t *j, const sq_model_config_t *mc)
     for (int s = 0; s < 2 && st == SQ_OK; s++) {
         st = gpu_backend(j, &p.be[s]);
         sq_model_load_opts_t lo = {.unit_begin = s ? cut : 0, .unit_end = s ? units : cut,
-                                   .max_batch = Bm, .max_seq = j->T, .gemm_dtype = gemm_dtype(j)};
+                                   .max_batch = Bm, .max_seq = j->T, .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
         if (st == SQ_OK) st = sq_model_load(j->path, &lo, p.be[s], &p.m[s]);
     }
     sq_codec_params_t cp = sq_codec_params_default();
@@ -415,7 +415,7 @@ int sq_bench_gpu_main(int argc, char **argv)
         case 'd': j.device = atoi(optarg); break;
         case 'g':
             if ((j.gemm = sq_config_gemm_from_name(optarg)) < 0) {
-                fprintf(stderr, "sparq bench gpu: --gemm %s: expected fp32, tf32 or bf16\n", optarg);
+                fprintf(stderr, "sparq bench gpu: --gemm %s: expected fp32, tf32, bf16 or fp16\n", optarg);
                 return 2;
             }
             break;
@@ -434,7 +434,7 @@ int sq_bench_gpu_main(int argc, char **argv)
         return 0;
     }
     if (j.peak_tflops <= 0) { /* H100 SXM dense peaks: fp32, TF32 and bf16 tensor cores */
-        static const double peaks[] = {67.0, 495.0, 989.0};
+        static const double peaks[] = {67.0, 495.0, 989.0, 989.0};
         j.peak_tflops = peaks[j.gemm];
     }
     char dir[1024];

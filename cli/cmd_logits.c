@@ -12,7 +12,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: sparq logits --model PATH --tokens 1,2,3 [--logit-index 5,9] [--threads N]\n"
-            "                    [--device cpu|cuda[:N]] [--gemm fp32|tf32|bf16]\n"
+            "                    [--device cpu|cuda[:N]] [--gemm fp32|tf32|bf16|fp16]\n"
             "\n"
             "Runs the whole model on one sequence and prints JSON:\n"
             "  {\"argmax\": [T], \"next_token_nll\": [T-1], \"logits\": [[T x K]]}\n"
@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "  --threads N         CPU threads (default: all cores)\n"
             "  --device D          cpu (default), cuda (GPU 0) or cuda:N\n"
             "  --gemm M            cuda: the linear layers' GEMM math: fp32 (default), tf32,\n"
-            "                      or bf16 (bf16 weight and input operands, fp32 accumulation)\n");
+            "                      bf16 or fp16 (16-bit weight and input operands, fp32\n"
+            "                      accumulation)\n");
 }
 
 static void print_floats(const float *v, int n)
@@ -73,7 +74,7 @@ int sq_cmd_logits(int argc, char **argv)
             break;
         case 'g':
             if ((gemm = sq_config_gemm_from_name(optarg)) < 0) {
-                fprintf(stderr, "sparq logits: --gemm %s: expected fp32, tf32 or bf16\n", optarg);
+                fprintf(stderr, "sparq logits: --gemm %s: expected fp32, tf32, bf16 or fp16\n", optarg);
                 return 2;
             }
             break;
@@ -87,7 +88,7 @@ int sq_cmd_logits(int argc, char **argv)
         return 2;
     }
     if (gemm && gpu < 0) {
-        fprintf(stderr, "sparq logits: --gemm tf32 and bf16 need --device cuda\n");
+        fprintf(stderr, "sparq logits: --gemm tf32, bf16 and fp16 need --device cuda\n");
         return 2;
     }
 
@@ -99,7 +100,7 @@ int sq_cmd_logits(int argc, char **argv)
     if (st == SQ_OK && gemm == 1) st = sq_backend_cuda_set_tf32(be, 1);
     if (st != SQ_OK) goto fail;
     sq_model_load_opts_t lo = {.max_batch = 1, .max_seq = T,
-                               .gemm_dtype = gemm == 2 ? SQ_DTYPE_BF16 : SQ_DTYPE_F32};
+                               .gemm_dtype = sq_config_gemm_dtype(gemm)};
     if ((st = sq_model_load(model_path, &lo, be, &m)) != SQ_OK) goto fail;
 
     targets = malloc(sizeof *targets * (size_t)T);

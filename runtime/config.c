@@ -24,7 +24,7 @@ static const char *const codec_roundings[] = {"nearest", "stochastic", NULL};
 static const char *const scale_dtypes[] = {"f32", "f16", NULL};
 static const char *const booleans[] = {"false", "true", NULL};
 static const char *const devices[] = {"cpu", "cuda", NULL};
-const char *const sq_config_gemm_names[] = {"fp32", "tf32", "bf16", NULL}; /* train.gemm */
+const char *const sq_config_gemm_names[] = {"fp32", "tf32", "bf16", "fp16", NULL}; /* train.gemm */
 
 #define BIG 1e18
 const sq_config_key_t sq_config_keys[] = {
@@ -137,8 +137,9 @@ const sq_config_key_t sq_config_keys[] = {
     {"train.overlap", SQ_CFG_ENUM, OFF(train.overlap), 0, 0, "true", 0, 0, booleans,
      "cuda: overlap a micro-batch's activation encode, copy and send with the next compute"},
     {"train.gemm", SQ_CFG_ENUM, OFF(train.gemm), 0, 0, "fp32", 0, 0, sq_config_gemm_names,
-     "cuda: the linear layers' GEMM math: fp32, tf32 (fp32 operands on TF32 tensor cores), or "
-     "bf16 (weights cast, perturbed on the way, into bf16 operands; fp32 accumulation)"},
+     "cuda: the linear layers' GEMM math: fp32, tf32 (fp32 operands on TF32 tensor cores), "
+     "bf16 or fp16 (weights cast, perturbed on the way, into 16-bit operands; fp32 "
+     "accumulation)"},
 };
 const size_t sq_config_key_count = sizeof sq_config_keys / sizeof sq_config_keys[0];
 
@@ -512,6 +513,11 @@ int sq_config_gemm_from_name(const char *name)
     for (int i = 0; sq_config_gemm_names[i]; i++)
         if (!strcmp(name, sq_config_gemm_names[i])) return i;
     return -1;
+}
+
+sq_dtype_t sq_config_gemm_dtype(int gemm)
+{
+    return gemm == 2 ? SQ_DTYPE_BF16 : gemm == 3 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
 }
 
 uint64_t sq_config_hash(const sq_config_t *cfg)

@@ -5,7 +5,7 @@
 #   1. ctest -L gpu: every CUDA kernel against the CPU backend, the GPU codec
 #      byte for byte against the CPU codec, golden logits on the CUDA backend,
 #      stage workers on the GPU;
-#   2. sparq bench gpu: forward MFU at OPT-1.3B (bf16, tf32, fp32 GEMMs) and
+#   2. sparq bench gpu: forward MFU at OPT-1.3B (bf16, fp16, tf32, fp32 GEMMs) and
 #      OPT-6.7B shapes, device memory per stage vs first-order, two-stage
 #      step with overlap on/off;
 #   3. bench_codec_gpu: codec throughput vs HBM bandwidth, cuSPARSE SpMM.
@@ -26,7 +26,7 @@ res=bench/results/gpu-${dev}.md
 {
   echo "# GPU figures on ${dev} (scripts/gpu.sh, $(date -u +%F))"
   echo
-  for g in bf16 tf32 fp32; do
+  for g in bf16 fp16 tf32 fp32; do
     echo "## sparq bench gpu --gemm $g --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4"
     build/sparq bench gpu --gemm $g --shape opt-1.3b --batch 4 --seq 512 --stages 2 --micro 4
     echo

@@ -19,12 +19,12 @@ static sq_status_t norm(sq_model_t *m, const sq_tensor_t *x, sq_slot_t w, sq_slo
 
 /* The copies unit `k` reads instead of the masters, in scratch: theta +
  * scale*z for the tuned parameters while a perturbation is set, and with
- * bf16 GEMMs every weight matrix as a bf16 operand (perturbed on the way when
- * tuned: one pass writes the rounded sum). Embedding tables are skipped:
+ * bf16/fp16 GEMMs every weight matrix as a 16-bit operand (perturbed on the
+ * way when tuned: one pass writes the rounded sum). Embedding tables are skipped:
  * unit_embed perturbs just the rows it reads. */
 static sq_status_t materialize(sq_model_t *m, sq_unit_kind_t k, int layer)
 {
-    if (!m->perturb_active && !m->gemm_bf16) return SQ_OK;
+    if (!m->perturb_active && m->gemm_dtype == SQ_DTYPE_F32) return SQ_OK;
     int ns;
     int64_t used = 0;
     const sq_slot_t *slots = sq_model_unit_slots(k, &ns);
@@ -34,15 +34,15 @@ static sq_status_t materialize(sq_model_t *m, sq_unit_kind_t k, int layer)
         sq_param_t *p = &m->params[idx];
         m->eff[idx] = p->t;
         const int tuned = m->perturb_active && m->pert.tuned[idx];
-        const int bf16 = m->gemm_bf16 && !p->is_vector;
-        if ((!tuned && !bf16) || k == SQ_UNIT_EMBED) continue;
+        const int cast = m->gemm_dtype != SQ_DTYPE_F32 && !p->is_vector;
+        if ((!tuned && !cast) || k == SQ_UNIT_EMBED) continue;
         const int64_t n = sq_tensor_numel(&p->t);
         const int64_t take = sq_model_copy_floats(m, 1, n, p->is_vector);
         if (used + take > m->scratch_floats)
             return sq_error_set(SQ_ERR_INTERNAL, "perturbation scratch too small for %s", p->name);
         sq_tensor_t d = p->t;
         d.data = m->scratch + used;
-        if (bf16) d.dtype = SQ_DTYPE_BF16;
+        if (cast) d.dtype = m->gemm_dtype;
         used += take;
         SQ_TRY(SQ_OP(m->be, zo_perturb, &p->t, m->pert.seed, p->zo_id, 0,
                      tuned ? m->pert.scale : 0.0f,

@@ -318,17 +318,17 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
     m->param_bytes = bytes;
     bytes += act_plan(m, 0, &st);
     if (st != SQ_OK) goto fail;
-    if (o.gemm_dtype != SQ_DTYPE_F32 &&
-        (o.gemm_dtype != SQ_DTYPE_BF16 || !m->on_device)) {
+    const int half_gemm = o.gemm_dtype == SQ_DTYPE_BF16 || o.gemm_dtype == SQ_DTYPE_F16;
+    if (o.gemm_dtype != SQ_DTYPE_F32 && (!half_gemm || !m->on_device)) {
         st = sq_error_set(SQ_ERR_UNSUPPORTED,
-                          "%s: GEMM operand type %s: only f32, or bf16 on a device backend (the "
-                          "CPU backend's linear takes fp32 weights)",
+                          "%s: GEMM operand type %s: only f32, or bf16/f16 on a device backend "
+                          "(the CPU backend's linear takes fp32 weights)",
                           path, sq_dtype_name(o.gemm_dtype));
         goto fail;
     }
-    m->gemm_bf16 = o.gemm_dtype == SQ_DTYPE_BF16;
+    m->gemm_dtype = o.gemm_dtype;
     m->perturb_reserved = o.perturb;
-    if (o.perturb || m->gemm_bf16) { /* the largest set of copies one unit makes at once */
+    if (o.perturb || half_gemm) { /* the largest set of copies one unit makes at once */
         for (int u = m->unit_begin; u < m->unit_end; u++) {
             int layer, ns;
             int64_t sum = 0;

@@ -121,8 +121,8 @@ typedef struct sq_backend_ops {
      * dst[i] = src[i] + scale * z(seed, tensor_id, offset + i) * mask[i], for
      * the n elements of contiguous 1-D views; dst may alias src. mask is
      * optional (NULL: every element; else 0/1 bytes, one per element).
-     * Device backends also take a BF16 dst: the sum is rounded once into
-     * the bf16 GEMM operand; scale 0 then only converts. */
+     * Device backends also take a BF16 or F16 dst: the sum is rounded once
+     * into the 16-bit GEMM operand; scale 0 then only converts. */
     sq_status_t (*zo_perturb)(sq_backend_t *be, const sq_tensor_t *src, uint64_t seed,
                               uint64_t tensor_id, int64_t offset, float scale,
                               const uint8_t *mask, sq_tensor_t *dst);

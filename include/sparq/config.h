@@ -107,7 +107,7 @@ typedef struct sq_config {
         int threads;
         int device;  /* 0 cpu, 1 cuda */
         int overlap; /* cuda: overlap boundary encode/copy/send with the next compute */
-        int gemm;    /* cuda: 0 fp32, 1 tf32, 2 bf16 GEMMs (sq_config_gemm_names) */
+        int gemm;    /* cuda: 0 fp32, 1 tf32, 2 bf16, 3 fp16 GEMMs (sq_config_gemm_names) */
     } train;
 } sq_config_t;
 
@@ -160,10 +160,13 @@ sq_codec_params_t sq_config_codec_params(const sq_config_t *cfg, int boundary);
 sq_codec_params_t sq_config_codec_msg_params(const sq_config_t *cfg, int boundary, int tensor,
                                              int64_t step, int micro, uint64_t seed);
 
-/* train.gemm by name: {"fp32", "tf32", "bf16", NULL}, indexed by the value;
- * sq_config_gemm_from_name returns the value, or -1 for another name. */
+/* train.gemm by name: {"fp32", "tf32", "bf16", "fp16", NULL}, indexed by the
+ * value; sq_config_gemm_from_name returns the value, or -1 for another name.
+ * sq_config_gemm_dtype: the GEMM operand type a value gives the model
+ * (sq_model_load_opts_t.gemm_dtype): F32 for fp32 and tf32. */
 extern const char *const sq_config_gemm_names[];
 int sq_config_gemm_from_name(const char *name);
+sq_dtype_t sq_config_gemm_dtype(int gemm);
 /* Hash of everything that must agree between the stages of one job (every
  * key but file paths, which may differ per node). */
 uint64_t sq_config_hash(const sq_config_t *cfg);

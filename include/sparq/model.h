@@ -83,10 +83,11 @@ typedef struct sq_model_load_opts {
     int head_chunk;  /* rows of logits materialised at once (default 256) */
     int perturb;     /* 1: reserve scratch for out-of-place ZO perturbation */
     /* The operand type of the linear layers' GEMMs: SQ_DTYPE_F32 (default)
-     * or, on a device backend, SQ_DTYPE_BF16: before each unit every weight
-     * matrix it reads is written into bf16 scratch, perturbed on the way
-     * when tuned (one fused pass), and the GEMM runs bf16 x bf16 with fp32
-     * accumulation. Masters, norms, biases and embedding rows stay fp32. */
+     * or, on a device backend, SQ_DTYPE_BF16 / SQ_DTYPE_F16: before each
+     * unit every weight matrix it reads is written into 16-bit scratch,
+     * perturbed on the way when tuned (one fused pass), and the GEMM runs
+     * 16 x 16 bits with fp32 accumulation (the input rounded to the same
+     * type; fp16 saturates to inf past 65504). Masters, norms, biases and embedding rows stay fp32. */
     sq_dtype_t gemm_dtype;
 } sq_model_load_opts_t;
 

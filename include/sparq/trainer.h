@@ -32,7 +32,8 @@ double sq_zo_lr(const sq_config_t *cfg, int64_t step);
 /* The backend train.device asks for: the CPU (train.threads), or CUDA device
  * SPARQ_CUDA_DEVICE if set, else stage mod the number of visible GPUs. */
 sq_status_t sq_job_backend(const sq_config_t *cfg, int stage, sq_backend_t **out);
-/* The model's GEMM operand type for the job (train.gemm bf16: SQ_DTYPE_BF16). */
+/* The model's GEMM operand type for the job (train.gemm bf16: SQ_DTYPE_BF16,
+ * fp16: SQ_DTYPE_F16, else SQ_DTYPE_F32). */
 sq_dtype_t sq_job_gemm_dtype(const sq_config_t *cfg);
 
 /* theta -= lr * (mean_k g_k z_k + wd theta) over the selection (wd skips vectors). */

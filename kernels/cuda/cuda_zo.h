@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "sparq/status.h"
+#include "sparq/tensor.h" /* sq_dtype_t */
 #include "sparq/zo_rng.h" /* SQ_MAX_SPSA */
 
 #ifdef __cplusplus
@@ -24,11 +25,12 @@ sq_status_t sq_cuda_zo_perturb(const float *src, float *dst, int64_t n, uint64_t
                                uint64_t tensor_id, int64_t offset, float scale,
                                const uint8_t *mask, void *stream);
 
-/* The same, rounded to bf16 into dst (__nv_bfloat16[n]): the perturbed
- * weight formed directly as a bf16 GEMM operand (one pass instead of an fp32
- * copy and a conversion). scale 0 converts src without drawing normals. */
-sq_status_t sq_cuda_zo_perturb_bf16(const float *src, void *dst, int64_t n, uint64_t seed,
-                                    uint64_t tensor_id, int64_t offset, float scale,
+/* The same, rounded once (to nearest even) into dst of dst_dtype: BF16
+ * (__nv_bfloat16[n]) or F16 (__half[n]) — the perturbed weight formed
+ * directly as a 16-bit GEMM operand, one pass instead of an fp32 copy and a
+ * conversion — or F32. scale 0 converts src without drawing normals. */
+sq_status_t sq_cuda_zo_perturb_cast(const float *src, void *dst, sq_dtype_t dst_dtype, int64_t n,
+                                    uint64_t seed, uint64_t tensor_id, int64_t offset, float scale,
                                     const uint8_t *mask, void *stream);
 
 /* w[i] -= lr * (sum_k g[k] z(seeds[k], tensor_id, i) * mask[i] / n + wd * w[i]),

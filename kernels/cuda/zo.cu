@@ -6,6 +6,7 @@
 #include "cuda_zo.h"
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "sparq/zo_rng.h"
@@ -24,9 +25,13 @@ __device__ __forceinline__ void store(__nv_bfloat16 *p, int64_t i, float v)
 {
     p[i] = __float2bfloat16_rn(v);
 }
+__device__ __forceinline__ void store(__half *p, int64_t i, float v)
+{
+    p[i] = __float2half_rn(v);
+}
 
-// dst = src + scale * z, rounded once into Out (float: the CPU's bits; bf16:
-// the perturbed weight formed straight in the GEMM's operand type). scale 0
+// dst = src + scale * z, rounded once into Out (float: the CPU's bits;
+// bf16/fp16: the perturbed weight formed straight in the GEMM's operand type). scale 0
 // is a plain copy/cast, with no normals drawn.
 template <class Out>
 __global__ void zo_perturb_kernel(const float *__restrict__ src, Out *dst, int64_t n,
@@ -112,11 +117,23 @@ extern "C" sq_status_t sq_cuda_zo_perturb(const float *src, float *dst, int64_t 
     return perturb(src, dst, n, seed, tensor_id, offset, scale, mask, stream);
 }
 
-extern "C" sq_status_t sq_cuda_zo_perturb_bf16(const float *src, void *dst, int64_t n,
-                                               uint64_t seed, uint64_t tensor_id, int64_t offset,
-                                               float scale, const uint8_t *mask, void *stream)
+extern "C" sq_status_t sq_cuda_zo_perturb_cast(const float *src, void *dst, sq_dtype_t dst_dtype,
+                                               int64_t n, uint64_t seed, uint64_t tensor_id,
+                                               int64_t offset, float scale, const uint8_t *mask,
+                                               void *stream)
 {
-    return perturb(src, (__nv_bfloat16 *)dst, n, seed, tensor_id, offset, scale, mask, stream);
+    switch (dst_dtype) {
+    case SQ_DTYPE_BF16:
+        return perturb(src, (__nv_bfloat16 *)dst, n, seed, tensor_id, offset, scale, mask,
+                       stream);
+    case SQ_DTYPE_F16:
+        return perturb(src, (__half *)dst, n, seed, tensor_id, offset, scale, mask, stream);
+    case SQ_DTYPE_F32:
+        return perturb(src, (float *)dst, n, seed, tensor_id, offset, scale, mask, stream);
+    default:
+        return sq_error_set(SQ_ERR_INVALID_ARG, "cuda.zo_perturb: dst dtype %s (F32, F16, BF16)",
+                            sq_dtype_name(dst_dtype));
+    }
 }
 
 extern "C" sq_status_t sq_cuda_zo_update(float *w, int64_t numel, int n, const uint64_t *seeds,

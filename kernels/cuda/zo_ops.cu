@@ -38,10 +38,9 @@ sq_status_t sq_cuda_zo_perturb_op(sq_backend_t *be, const sq_tensor_t *src, uint
 {
     SQ_TRY(sq_cuda_begin("zo_perturb", be));
     SQ_TRY(check_vec("zo_perturb", "src", src));
-    // dst F32, or BF16: the perturbed weight formed as a bf16 GEMM operand
+    // dst F32, or BF16/F16: the perturbed weight formed as a 16-bit GEMM operand
     SQ_TRY(sq_cuda_check_vec_dt("zo_perturb", "dst", dst, dst ? sq_tensor_numel(dst) : 0,
-                                SQ_DT(SQ_DTYPE_F32) | SQ_DT(SQ_DTYPE_BF16)));
-    const int bf16 = dst->dtype == SQ_DTYPE_BF16;
+                                SQ_DT_FLOATS));
     const int64_t n = sq_tensor_numel(src);
     if (sq_tensor_numel(dst) != n || offset < 0)
         return sq_error_set(SQ_ERR_INVALID_ARG,
@@ -49,11 +48,8 @@ sq_status_t sq_cuda_zo_perturb_op(sq_backend_t *be, const sq_tensor_t *src, uint
                             " (offset %" PRId64 ")",
                             n, sq_tensor_numel(dst), offset);
     SQ_TRY(check_mask("zo_perturb", mask));
-    if (bf16)
-        return sq_cuda_zo_perturb_bf16((const float *)src->data, dst->data, n, seed, tensor_id,
-                                       offset, scale, mask, sq_cuda_ctx(be)->stream);
-    return sq_cuda_zo_perturb((const float *)src->data, (float *)dst->data, n, seed, tensor_id,
-                              offset, scale, mask, sq_cuda_ctx(be)->stream);
+    return sq_cuda_zo_perturb_cast((const float *)src->data, dst->data, dst->dtype, n, seed,
+                                   tensor_id, offset, scale, mask, sq_cuda_ctx(be)->stream);
 }
 
 sq_status_t sq_cuda_zo_update_op(sq_backend_t *be, sq_tensor_t *w, int n, const uint64_t *seeds,

@@ -1,7 +1,7 @@
 /* Golden test: `sparq logits` against reference logits computed by an
  * independent PyTorch implementation of each format (reference.json).
  *
- * usage: test_golden SPARQ_BINARY MODEL_PATH REFERENCE_JSON [cuda|cuda-bf16]
+ * usage: test_golden SPARQ_BINARY MODEL_PATH REFERENCE_JSON [cuda|cuda-bf16|cuda-fp16]
  * With `cuda` the logits come from the CUDA backend (sparq logits --device
  * cuda), and the test is skipped (exit 77) where no GPU is visible.
  * `cuda-bf16` runs the linear layers as bf16 GEMMs (--gemm bf16): 8
@@ -12,7 +12,8 @@
  * record top-2 margins; near-ties flip). stories260K, the one trained model,
  * is the loosest: logits off by up to 0.49 where they reach 15. The bf16
  * pieces themselves are checked tightly elsewhere (test_cuda_zo: the bf16
- * perturbation bit for bit; test_cuda_ops: bf16 GEMMs).
+ * perturbation bit for bit; test_cuda_ops: bf16 GEMMs). `cuda-fp16` is the
+ * same with fp16 operands (11 significant bits) at F16_ABS / F16_REL.
  * Exit status is the verdict (0 = every value within tolerance). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -59,13 +60,22 @@ static int close_enough(double got, double want, double abs_tol, double rel_tol)
 
 #define BF16_ABS 0.05
 #define BF16_REL 0.08
+#define F16_ABS 0.01
+#define F16_REL 0.01
 
 int main(int argc, char **argv)
 {
-    const int bf16 = argc == 5 && !strcmp(argv[4], "cuda-bf16");
-    const int cuda = bf16 || (argc == 5 && !strcmp(argv[4], "cuda"));
+    /* half: the 16-bit GEMM operand type under test ("bf16", "fp16"), or NULL */
+    const char *half = NULL;
+    if (argc == 5 && !strcmp(argv[4], "cuda-bf16")) half = "bf16";
+    if (argc == 5 && !strcmp(argv[4], "cuda-fp16")) half = "fp16";
+    const int bf16 = half != NULL; /* the 16-bit tolerance rules */
+    const double h_abs = half && half[0] == 'f' ? F16_ABS : BF16_ABS;
+    const double h_rel = half && half[0] == 'f' ? F16_REL : BF16_REL;
+    const int cuda = half || (argc == 5 && !strcmp(argv[4], "cuda"));
     if (argc != 4 && !cuda) {
-        fprintf(stderr, "usage: %s SPARQ MODEL REFERENCE_JSON [cuda|cuda-bf16]\n", argv[0]);
+        fprintf(stderr, "usage: %s SPARQ MODEL REFERENCE_JSON [cuda|cuda-bf16|cuda-fp16]\n",
+                argv[0]);
         return 2;
     }
     if (cuda && !sq_cuda_available()) {
@@ -93,8 +103,9 @@ int main(int argc, char **argv)
     char *tok_s = join_ints(tokens), *idx_s = join_ints(index);
     size_t cmd_len = strlen(tok_s) + strlen(idx_s) + strlen(argv[1]) + strlen(argv[2]) + 128;
     char *cmd = malloc(cmd_len);
-    snprintf(cmd, cmd_len, "'%s' logits --model '%s' --tokens %s --logit-index %s%s", argv[1],
-             argv[2], tok_s, idx_s, bf16 ? " --device cuda --gemm bf16" : cuda ? " --device cuda" : "");
+    snprintf(cmd, cmd_len, "'%s' logits --model '%s' --tokens %s --logit-index %s%s%s%s", argv[1],
+             argv[2], tok_s, idx_s, cuda ? " --device cuda" : "", half ? " --gemm " : "",
+             half ? half : "");
     FILE *p = popen(cmd, "r");
     char *otext = p ? slurp(p) : NULL;
     int rc = p ? pclose(p) : -1;
@@ -126,7 +137,7 @@ int main(int argc, char **argv)
             double err = fabs(got - want);
             if (err > worst) worst = err;
             checked++;
-            const int ok = bf16 ? err <= BF16_ABS + BF16_REL * row_max
+            const int ok = bf16 ? err <= h_abs + h_rel * row_max
                                 : close_enough(got, want, abs_tol, rel_tol);
             if (!ok && bad++ < 5)
                 fprintf(stderr, "logit[t=%d][id=%d]: got %.6f want %.6f\n", t,
@@ -145,7 +156,7 @@ int main(int argc, char **argv)
         double want = cJSON_GetArrayItem(rn, t)->valuedouble;
         double got = cJSON_GetArrayItem(on, t)->valuedouble;
         checked++;
-        if (!close_enough(got, want, bf16 ? BF16_ABS : abs_tol, bf16 ? BF16_REL : rel_tol) &&
+        if (!close_enough(got, want, bf16 ? h_abs : abs_tol, bf16 ? h_rel : rel_tol) &&
             bad++ < 10)
             fprintf(stderr, "nll[t=%d]: got %.6f want %.6f\n", t, got, want);
     }
@@ -160,9 +171,9 @@ int main(int argc, char **argv)
         if (!bf16 || ++flips > T / 5) bad++;
     }
     if (bf16)
-        printf("%s (bf16 GEMMs): %d values checked, %d outside tolerance (abs %.0e + rel %.0e of "
+        printf("%s (%s GEMMs): %d values checked, %d outside tolerance (abs %.0e + rel %.0e of "
                "the row's largest logit / of the NLL); %d argmax flips; worst logit error %.2e\n",
-               argv[2], checked, bad, BF16_ABS, BF16_REL, flips, worst);
+               argv[2], half, checked, bad, h_abs, h_rel, flips, worst);
     else
         printf("%s: %d values checked, %d outside tolerance (abs %.0e + rel %.0e); worst logit "
                "error %.2e\n",

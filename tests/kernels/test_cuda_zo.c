@@ -15,7 +15,7 @@ static int failures;
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "FAIL: %s: %s\n", #call, cudaGetErrorString(e_));                     \
+            fprintf(stderr, "FAIL: %s: %s\n", #call, cudaGetErrorString(e_));                      \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
@@ -67,41 +67,48 @@ int main(void)
         for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
             for (int m = 0; m < 2; m++) {
                 const int64_t off = offsets[oi], n = lengths[li] < N ? lengths[li] : N;
-                sq_tensor_t src = sq_tensor_1d(x, SQ_DTYPE_F32, n), dst = sq_tensor_1d(y, SQ_DTYPE_F32, n);
+                sq_tensor_t src = sq_tensor_1d(x, SQ_DTYPE_F32, n),
+                            dst = sq_tensor_1d(y, SQ_DTYPE_F32, n);
                 SQ_CHECK(cpu->ops->zo_perturb(cpu, &src, 0x1234abcdULL, 0x9e37ULL, off, 1e-3f,
                                               m ? mask : NULL, &dst));
                 SQ_CHECK(sq_cuda_zo_perturb(dx, dy, n, 0x1234abcdULL, 0x9e37ULL, off, 1e-3f,
                                             m ? dmask : NULL, NULL));
                 char what[96];
-                snprintf(what, sizeof what, "zo_perturb offset %lld n %lld mask %d",
-                         (long long)off, (long long)n, m);
+                snprintf(what, sizeof what, "zo_perturb offset %lld n %lld mask %d", (long long)off,
+                         (long long)n, m);
                 same(what, y, dy, n);
             }
-    /* into a bf16 operand: the CPU's fp32 sum rounded once to nearest even;
-     * scale 0 is a plain conversion */
+    /* into a bf16 / fp16 operand: the CPU's fp32 sum rounded once to nearest
+     * even; scale 0 is a plain conversion */
     uint16_t *yb = malloc(sizeof *yb * N), *gb = malloc(sizeof *gb * N);
     void *dyb = to_device(NULL, sizeof *yb * N);
     static const float scales[] = {1e-3f, 0.0f};
-    for (int si = 0; si < 2; si++)
-        for (int m = 0; m < 2; m++) {
-            const int64_t off = 3, n = N - 5;
-            sq_tensor_t src = sq_tensor_1d(x, SQ_DTYPE_F32, n), dst = sq_tensor_1d(y, SQ_DTYPE_F32, n);
-            SQ_CHECK(cpu->ops->zo_perturb(cpu, &src, 77, 0x51ULL, off, scales[si],
-                                          m ? mask : NULL, &dst));
-            for (int64_t i = 0; i < n; i++) yb[i] = sq_f32_to_bf16(y[i]);
-            SQ_CHECK(sq_cuda_zo_perturb_bf16(dx, dyb, n, 77, 0x51ULL, off, scales[si],
-                                             m ? dmask : NULL, NULL));
-            CK(cudaDeviceSynchronize());
-            CK(cudaMemcpy(gb, dyb, sizeof *gb * (size_t)n, cudaMemcpyDeviceToHost));
-            for (int64_t i = 0; i < n; i++)
-                if (yb[i] != gb[i]) {
-                    fprintf(stderr, "FAIL: zo_perturb bf16 scale %g mask %d: element %lld: cpu "
-                                    "0x%04x gpu 0x%04x\n",
-                            scales[si], m, (long long)i, yb[i], gb[i]);
-                    failures++;
-                    break;
-                }
-        }
+    static const sq_dtype_t halves[] = {SQ_DTYPE_BF16, SQ_DTYPE_F16};
+    for (int hi = 0; hi < 2; hi++)
+        for (int si = 0; si < 2; si++)
+            for (int m = 0; m < 2; m++) {
+                const int64_t off = 3, n = N - 5;
+                sq_tensor_t src = sq_tensor_1d(x, SQ_DTYPE_F32, n),
+                            dst = sq_tensor_1d(y, SQ_DTYPE_F32, n);
+                SQ_CHECK(cpu->ops->zo_perturb(cpu, &src, 77, 0x51ULL, off, scales[si],
+                                              m ? mask : NULL, &dst));
+                const sq_dtype_t dt = halves[hi];
+                for (int64_t i = 0; i < n; i++)
+                    yb[i] = dt == SQ_DTYPE_BF16 ? sq_f32_to_bf16(y[i]) : sq_f32_to_f16(y[i]);
+                SQ_CHECK(sq_cuda_zo_perturb_cast(dx, dyb, dt, n, 77, 0x51ULL, off, scales[si],
+                                                 m ? dmask : NULL, NULL));
+                CK(cudaDeviceSynchronize());
+                CK(cudaMemcpy(gb, dyb, sizeof *gb * (size_t)n, cudaMemcpyDeviceToHost));
+                for (int64_t i = 0; i < n; i++)
+                    if (yb[i] != gb[i]) {
+                        fprintf(stderr,
+                                "FAIL: zo_perturb %s scale %g mask %d: element %lld: cpu "
+                                "0x%04x gpu 0x%04x\n",
+                                sq_dtype_name(dt), scales[si], m, (long long)i, yb[i], gb[i]);
+                        failures++;
+                        break;
+                    }
+            }
     cudaFree(dyb);
     free(yb), free(gb);
 
@@ -113,7 +120,8 @@ int main(void)
             CK(cudaMemcpy(dy, x, sizeof(float) * N, cudaMemcpyHostToDevice));
             sq_tensor_t w = sq_tensor_1d(y, SQ_DTYPE_F32, N);
             SQ_CHECK(cpu->ops->zo_update(cpu, &w, ns, seeds, g, 42, 1e-2f, 0.1f, m ? mask : NULL));
-            SQ_CHECK(sq_cuda_zo_update(dy, N, ns, seeds, g, 42, 1e-2f, 0.1f, m ? dmask : NULL, NULL));
+            SQ_CHECK(
+                sq_cuda_zo_update(dy, N, ns, seeds, g, 42, 1e-2f, 0.1f, m ? dmask : NULL, NULL));
             char what[64];
             snprintf(what, sizeof what, "zo_update %d samples mask %d", ns, m);
             same(what, y, dy, N);

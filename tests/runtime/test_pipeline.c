@@ -319,7 +319,8 @@ static void test_pair_coding(void **state)
 
 /* Stage workers on the GPU (train.device=cuda): the same g as the CPU
  * stages up to the rounding of a different GEMM order, for exact transport,
- * for the 8-bit GPU codec with pair coding and for bf16 GEMMs (train.gemm);
+ * for the 8-bit GPU codec with pair coding and for bf16 and fp16 GEMMs
+ * (train.gemm);
  * overlapping the boundary's encode/copy/send with the next micro-batch
  * changes no bit. */
 static void test_cuda_stages(void **state)
@@ -336,16 +337,21 @@ static void test_cuda_stages(void **state)
     const char *gpu_q_sync[] = {"train.steps=1", "train.device=cuda", "codec.encoding=auto",
                                 "train.overlap=false"};
     /* bf16 GEMMs round theta +- eps z to 8 bits: at eps 1e-3 that rounding moved
-     * g by a third on this model, at 1e-2 by 0.1% (the worker warns below 1e-2) */
+     * g by a third on this model, at 1e-2 by 0.1% (the worker warns below 1e-2).
+     * fp16's 11 bits keep eps 1e-3: g within 0.005% of the CPU's (emulated) */
     const char *cpu_e2[] = {"train.steps=1", "optimizer.eps=1e-2"};
     const char *gpu_bf16[] = {"train.steps=1", "optimizer.eps=1e-2", "train.device=cuda",
                               "train.gemm=bf16"};
+    const char *gpu_f16[] = {"train.steps=1", "train.device=cuda", "train.gemm=fp16"};
     const double g_cpu = launched_g(job, "cuda-cpu", cpu, 1);
     const double g_gpu = launched_g(job, "cuda-exact", gpu, 2);
     const double g_q = launched_g(job, "cuda-8bit", gpu_q, 3);
     const double g_q_sync = launched_g(job, "cuda-8bit-sync", gpu_q_sync, 4);
     const double g_cpu_e2 = launched_g(job, "cuda-cpu-e2", cpu_e2, 2);
     const double g_bf16 = launched_g(job, "cuda-bf16", gpu_bf16, 4);
+    const double g_f16 = launched_g(job, "cuda-fp16", gpu_f16, 2);
+    if (!(fabs(g_f16 - g_cpu) < 0.02 * fabs(g_cpu)))
+        fail_msg("g at eps 1e-3: cpu %.6f, gpu with fp16 GEMMs %.6f", g_cpu, g_f16);
     if (!(fabs(g_bf16 - g_cpu_e2) < 0.02 * fabs(g_cpu_e2)))
         fail_msg("g at eps 1e-2: cpu %.6f, gpu with bf16 GEMMs %.6f", g_cpu_e2, g_bf16);
     if (!(fabs(g_gpu - g_cpu) < 0.02 * fabs(g_cpu)) || !(fabs(g_q - g_cpu) < 0.03 * fabs(g_cpu)))
