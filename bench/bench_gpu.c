@@ -271,13 +271,13 @@ typedef struct two {
     size_t cap;
 } two_t;
 
-/* Stage 1's side of one message: "receive" it from the wire copy, decode,
- * forward to the loss. */
+/* Stage 1's side of one payload (a u64 length, then the message):
+ * "receive" it from the wire copy, decode, forward to the loss. */
 static sq_status_t stage1(job_t *j, two_t *p, const sq_boundary_t *in, const sq_batch_t *b,
                           size_t len, double *dec_s)
 {
     double ts = sq_bench_now();
-    SQ_TRY(sq_codec_stager_decode(p->sg[1], p->wire, len, in->t[0].data, sq_tensor_rows(&in->t[0]),
+    SQ_TRY(sq_codec_stager_decode(p->sg[1], p->wire + 8, len - 8, in->t[0].data, sq_tensor_rows(&in->t[0]),
                                   sq_tensor_cols(&in->t[0]), sq_tensor_ld(&in->t[0])));
     *dec_s += sq_bench_now() - ts;
     sq_head_out_t h = {.nll = j->nll};
@@ -286,10 +286,10 @@ static sq_status_t stage1(job_t *j, two_t *p, const sq_boundary_t *in, const sq_
 
 /* One step: micro-batch i (M of them, each +eps and -eps) is queued on stage
  * 0, then the message of i-1 is finished, copied and handed to stage 1, then
- * i is encoded. With overlap the copy of i stays queued behind i+1's stage-0
- * forward; without, encode() waits for it. */
-static sq_status_t pipeline_step(job_t *j, two_t *p, double *step_s, double *enc_s, double *dec_s,
-                                 size_t *bytes)
+ * i is encoded. With overlap, i's encode is only queued and finished after
+ * i+1's stage-0 forward is queued; without, it is finished at once. */
+static sq_status_t pipeline_step(job_t *j, two_t *p, int overlap, double *step_s, double *enc_s,
+                                 double *dec_s, size_t *bytes)
 {
     const int Bm = j->B / j->M;
     sq_codec_params_t cp = sq_codec_params_default();
@@ -308,22 +308,24 @@ static sq_status_t pipeline_step(job_t *j, two_t *p, double *step_s, double *enc
         SQ_TRY(sq_model_forward(p->m[0], &b, NULL));
         double ts = sq_bench_now();
         if (i > 0) {
-            SQ_TRY(sq_codec_stager_finish(p->sg[0]));
+            if (overlap) SQ_TRY(sq_codec_stager_finish(p->sg[0], &len));
             memcpy(p->wire, sq_codec_stager_send_buf(p->sg[0]), len);
             *enc_s += sq_bench_now() - ts;
+            *bytes += len;
             SQ_TRY(stage1(j, p, &in, &prev, len, dec_s));
         }
         ts = sq_bench_now();
         SQ_TRY(sq_codec_stager_encode(p->sg[0], &cp, out.t[0].data, sq_tensor_rows(&out.t[0]),
-                                      sq_tensor_cols(&out.t[0]), sq_tensor_ld(&out.t[0]), 0, &len));
+                                      sq_tensor_cols(&out.t[0]), sq_tensor_ld(&out.t[0])));
+        if (!overlap) SQ_TRY(sq_codec_stager_finish(p->sg[0], &len));
         *enc_s += sq_bench_now() - ts;
-        *bytes += len;
         prev = b;
     }
     double ts = sq_bench_now();
-    SQ_TRY(sq_codec_stager_finish(p->sg[0]));
+    if (overlap) SQ_TRY(sq_codec_stager_finish(p->sg[0], &len));
     memcpy(p->wire, sq_codec_stager_send_buf(p->sg[0]), len);
     *enc_s += sq_bench_now() - ts;
+    *bytes += len;
     SQ_TRY(stage1(j, p, &in, &prev, len, dec_s));
     SQ_TRY(p->be[1]->ops->sync(p->be[1]));
     *step_s = sq_bench_now() - t0;
@@ -346,7 +348,7 @@ static sq_status_t overlap_figures(job_t *j, const sq_model_config_t *mc)
     sq_codec_params_t cp = sq_codec_params_default();
     cp.bits = j->bits;
     const int64_t rows = (int64_t)Bm * j->T;
-    p.cap = sq_codec_max_size(&cp, rows, mc->d_model);
+    p.cap = 8 + sq_codec_max_size(&cp, rows, mc->d_model); /* u64 length + message */
     if (st == SQ_OK && !(p.wire = malloc(p.cap)))
         st = sq_error_set(SQ_ERR_NOMEM, "bench gpu: wire buffer");
     printf("\n### Two-stage step on one GPU: %d micro-batches x (+eps, -eps), %d-bit auto codec\n\n",
@@ -360,14 +362,14 @@ static sq_status_t overlap_figures(job_t *j, const sq_model_config_t *mc)
             p.sg[s] = NULL;
         }
         for (int s = 0; s < 2 && st == SQ_OK; s++)
-            st = sq_codec_stager_create(rows, rows * mc->d_model, s ? 0 : p.cap, s ? p.cap : 0,
-                                        sq_backend_cuda_stream(p.be[s]), overlap, &p.sg[s]);
+            st = sq_codec_stager_create(rows, rows * mc->d_model, s ? 0 : p.cap, 1, s ? p.cap : 0,
+                                        sq_backend_cuda_stream(p.be[s]), &p.sg[s]);
         double t[64], e = 0, d = 0, ts, es, ds;
         size_t bytes = 0;
         int reps = j->reps > 64 ? 64 : j->reps;
-        if (st == SQ_OK) st = pipeline_step(j, &p, &ts, &es, &ds, &bytes); /* warm-up */
+        if (st == SQ_OK) st = pipeline_step(j, &p, overlap, &ts, &es, &ds, &bytes); /* warm-up */
         for (int r = 0; r < reps && st == SQ_OK; r++) {
-            st = pipeline_step(j, &p, &t[r], &es, &ds, &bytes);
+            st = pipeline_step(j, &p, overlap, &t[r], &es, &ds, &bytes);
             e += es / reps;
             d += ds / reps;
         }

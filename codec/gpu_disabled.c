@@ -30,6 +30,21 @@ sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_params_t *p, c
     return sq_codec_gpu_off();
 }
 
+sq_status_t sq_codec_gpu_encode_begin(sq_codec_gpu_t *g, const sq_codec_params_t *p,
+                                      const float *x, int64_t rows, int64_t cols, int64_t ld,
+                                      void *dmsg, size_t cap, void *stream)
+{
+    (void)g, (void)p, (void)x, (void)rows, (void)cols, (void)ld, (void)dmsg, (void)cap;
+    (void)stream;
+    return sq_codec_gpu_off();
+}
+
+sq_status_t sq_codec_gpu_encode_end(sq_codec_gpu_t *g, size_t *written, sq_codec_stats_t *stats)
+{
+    (void)g, (void)written, (void)stats;
+    return sq_codec_gpu_off();
+}
+
 sq_status_t sq_codec_gpu_decode(sq_codec_gpu_t *g, const sq_codec_header_t *hdr,
                                 const void *dmsg, float *y, int64_t rows, int64_t cols,
                                 int64_t ld, void *stream)

@@ -1,12 +1,11 @@
 /* Built instead of codec/cuda/staging.c when CUDA is off. */
 #include "sparq/codec_staging.h"
 
-sq_status_t sq_codec_stager_create(int64_t max_rows, int64_t max_elems, size_t max_out,
-                                   size_t max_in, void *compute_stream, int overlap,
-                                   sq_codec_stager_t **out)
+sq_status_t sq_codec_stager_create(int64_t max_rows, int64_t max_elems, size_t max_out, int n_out,
+                                   size_t max_in, void *compute_stream, sq_codec_stager_t **out)
 {
-    (void)max_rows, (void)max_elems, (void)max_out, (void)max_in, (void)compute_stream;
-    (void)overlap, (void)out;
+    (void)max_rows, (void)max_elems, (void)max_out, (void)n_out, (void)max_in;
+    (void)compute_stream, (void)out;
     return sq_error_set(SQ_ERR_UNSUPPORTED, "codec staging: this sparq was built without CUDA");
 }
 
@@ -22,16 +21,15 @@ uint8_t *sq_codec_stager_send_buf(sq_codec_stager_t *s)
 }
 
 sq_status_t sq_codec_stager_encode(sq_codec_stager_t *s, const sq_codec_params_t *p,
-                                   const float *x, int64_t rows, int64_t cols, int64_t ld,
-                                   size_t off, size_t *written)
+                                   const float *x, int64_t rows, int64_t cols, int64_t ld)
 {
-    (void)s, (void)p, (void)x, (void)rows, (void)cols, (void)ld, (void)off, (void)written;
+    (void)s, (void)p, (void)x, (void)rows, (void)cols, (void)ld;
     return sq_error_set(SQ_ERR_UNSUPPORTED, "codec staging: this sparq was built without CUDA");
 }
 
-sq_status_t sq_codec_stager_finish(sq_codec_stager_t *s)
+sq_status_t sq_codec_stager_finish(sq_codec_stager_t *s, size_t *len)
 {
-    (void)s;
+    (void)s, (void)len;
     return sq_error_set(SQ_ERR_UNSUPPORTED, "codec staging: this sparq was built without CUDA");
 }
 

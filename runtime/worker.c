@@ -130,14 +130,18 @@ static sq_status_t gpu_pair(worker_t *w, const sq_boundary_t *bd, int sign, floa
     return SQ_OK;
 }
 
-/* Finish the deferred send of the previous micro-batch (GPU overlap). */
+/* Finish the queued GPU encode (sizes, pack, copy to host, seal) and send
+ * it; with overlap this runs after the next micro-batch's compute is queued. */
 static sq_status_t flush_send(worker_t *w)
 {
     if (!w->pending) return SQ_OK;
     double t0 = now_s();
     w->pending = 0;
-    SQ_TRY(sq_codec_stager_finish(w->stager));
+    size_t len = 0;
+    SQ_TRY(sq_codec_stager_finish(w->stager, &len));
     w->st.encode_s += now_s() - t0;
+    w->st.bytes_enc += len;
+    w->pending_hdr.len = len;
     return sq_peer_send(w->next, &w->pending_hdr, w->send_buf);
 }
 
@@ -160,29 +164,29 @@ static sq_status_t send_boundary(worker_t *w, int64_t step, int micro, int sign,
         const int64_t rows = sq_tensor_rows(&bd.t[i]), cols = sq_tensor_cols(&bd.t[i]);
         const float *x = diff ? delta : bd.t[i].data;
         const int64_t ld = diff ? cols : sq_tensor_ld(&bd.t[i]);
+        if (diff) delta += rows * cols;
+        w->st.bytes_raw += (uint64_t)(rows * cols * 4);
+        if (w->gpu) { /* queued; the stager frames the payload at finish */
+            SQ_TRY(sq_codec_stager_encode(w->stager, &p, x, rows, cols, ld));
+            continue;
+        }
         if (off + 8 > w->send_cap)
             return sq_error_set(SQ_ERR_INTERNAL, "stage %d: send buffer too small", w->k);
-        if (w->gpu)
-            SQ_TRY(sq_codec_stager_encode(w->stager, &p, x, rows, cols, ld, off + 8, &written));
-        else
-            SQ_TRY(sq_codec_encode(&p, x, rows, cols, ld, w->send_buf + off + 8,
-                                   w->send_cap - off - 8, &written, NULL));
-        if (diff) delta += rows * cols;
+        SQ_TRY(sq_codec_encode(&p, x, rows, cols, ld, w->send_buf + off + 8,
+                               w->send_cap - off - 8, &written, NULL));
         uint64_t len = written;
         memcpy(w->send_buf + off, &len, 8);
         off += 8 + written; /* messages are multiples of 8 bytes: each starts 8-aligned */
-        w->st.bytes_raw += (uint64_t)(rows * cols * 4);
     }
     w->st.encode_s += now_s() - t0;
-    w->st.bytes_enc += off;
     sq_msg_hdr_t h = {.type = MSG_ACT, .micro = (uint32_t)micro, .step = step, .sign = sign,
                       .len = off, .tag = ((uint64_t)B << 32) | (uint32_t)T};
-    if (w->gpu && w->cfg.train.overlap) {
+    if (w->gpu) {
         w->pending_hdr = h;
         w->pending = 1;
-        return SQ_OK;
+        return w->cfg.train.overlap ? SQ_OK : flush_send(w);
     }
-    if (w->gpu) SQ_TRY(sq_codec_stager_finish(w->stager));
+    w->st.bytes_enc += off;
     return sq_peer_send(w->next, &h, w->send_buf);
 }
 
@@ -485,6 +489,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
 
     /* the send buffer: the largest boundary message at full batch size */
     size_t max_msg = sizeof(grad_msg_t);
+    int n_out = 0; /* messages per activation payload */
     if (w->k < w->S - 1) {
         sq_boundary_t bd;
         sq_codec_params_t p = sq_config_codec_params(cfg, w->k);
@@ -493,6 +498,7 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
         for (int i = 0; i < bd.n_tensors; i++)
             need += 8 + sq_codec_max_size(&p, sq_tensor_rows(&bd.t[i]), sq_tensor_cols(&bd.t[i]));
         w->send_cap = need;
+        n_out = bd.n_tensors;
         if (!w->gpu && !(w->send_buf = malloc(need)))
             return sq_error_set(SQ_ERR_NOMEM, "stage %d: out of memory", w->k);
     }
@@ -510,8 +516,8 @@ static sq_status_t worker_open(worker_t *w, const sq_config_t *cfg, const sq_wor
     if (w->gpu) { /* device codec, page-locked send buffer */
         const int64_t rows = (int64_t)max_batch * cfg->task.max_len;
         const int64_t widest = mc.d_ff > mc.d_model ? mc.d_ff : mc.d_model;
-        SQ_TRY(sq_codec_stager_create(rows, rows * widest, w->send_cap, w->k > 0 ? max_msg : 0,
-                                      sq_backend_cuda_stream(w->be), cfg->train.overlap,
+        SQ_TRY(sq_codec_stager_create(rows, rows * widest, w->send_cap, n_out,
+                                      w->k > 0 ? max_msg : 0, sq_backend_cuda_stream(w->be),
                                       &w->stager));
         w->send_buf = sq_codec_stager_send_buf(w->stager);
     }

@@ -27,7 +27,20 @@ typedef struct sq_gpu_state {
     unsigned long long bad_elem;  // enc: linear index of the first NaN/Inf (~0: none)
     unsigned long long bad_scale; // enc: first scale index whose fp16 overflows (~0: none)
     unsigned long long err;       // dec: smallest check key (see sq_gpu_key; ~0: none)
+    unsigned long long bad_bits;  // enc: the bits of x at bad_elem (sq_gpu_quantize)
 } sq_gpu_state_t;
+
+// An encode between sq_codec_gpu_encode_begin and _end: what end needs to
+// lay the message out.
+typedef struct sq_gpu_pending {
+    int active;
+    sq_codec_params_t p;
+    int64_t rows, cols;
+    uint8_t *msg;
+    size_t cap;
+    cudaStream_t st;
+    size_t done_size; // LOSSLESS: begin wrote the whole message (its size)
+} sq_gpu_pending_t;
 
 struct sq_codec_gpu {
     int device;                 // the device current at create()
@@ -42,6 +55,8 @@ struct sq_codec_gpu {
     sq_gpu_state_t *dstate;     // flags of the current call (device)
     sq_gpu_state_t *hstate;     // read-back copy of dstate (pinned host)
     sq_gpu_state_t *hinit;      // initial flags, written once at create (pinned host)
+    cudaEvent_t flags_ready;    // encode_begin: recorded after the flags' read-back
+    sq_gpu_pending_t pend;      // the encode in flight
 };
 
 // Decoder checks in the order of FORMAT.md's table. An error is recorded as
@@ -93,13 +108,17 @@ sq_status_t sq_gpu_scan_words(sq_codec_gpu_t *g, uint64_t n, cudaStream_t st);
 // Reset the flags (async) / read them back into g->hstate (waits for st).
 sq_status_t sq_gpu_state_reset(sq_codec_gpu_t *g, cudaStream_t st);
 sq_status_t sq_gpu_state_read(sq_codec_gpu_t *g, cudaStream_t st);
+// Queue the read-back of the flags into g->hstate and record flags_ready
+// after it (the host waits on that event alone, not on st).
+sq_status_t sq_gpu_state_read_async(sq_codec_gpu_t *g, cudaStream_t st);
 
 // ---- the quantizer (quantize.cu) ----
 
 // Pass 1 of the encoder: scales of every row/group into dscales (the scales
 // section of the message, wire format), codes into g->dq [rows*cols] (dense,
-// element order), non-zero count, first NaN/Inf and first fp16-overflowing
-// scale into g->dstate. Asynchronous on st.
+// element order), non-zero count, first NaN/Inf (and its bits) and first
+// fp16-overflowing scale into g->dstate. Asynchronous on st; x is not read
+// by anything queued after it.
 sq_status_t sq_gpu_quantize(sq_codec_gpu_t *g, const sq_codec_params_t *p, const float *x,
                             int64_t rows, int64_t cols, int64_t ld, uint8_t *dscales,
                             cudaStream_t st);

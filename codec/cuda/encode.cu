@@ -24,6 +24,7 @@
 #include "codec_gpu_internal.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 namespace {
 
@@ -236,7 +237,7 @@ sq_status_t launch_finish(const sq_codec_header_t *h, const sq_codec_layout_t *l
 
 sq_status_t encode_lossless(sq_codec_gpu_t *g, const sq_codec_params_t *p, const float *x,
                             int64_t rows, int64_t cols, int64_t ld, uint8_t *msg, size_t cap,
-                            size_t *written, sq_codec_stats_t *stats, cudaStream_t st)
+                            size_t *written, cudaStream_t st)
 {
     sq_codec_header_t h;
     sq_codec_layout_t l;
@@ -255,7 +256,6 @@ sq_status_t encode_lossless(sq_codec_gpu_t *g, const sq_codec_params_t *p, const
                                                                (uint64_t)cols, nwords, out);
     SQ_TRY(sq_gpu_launched("encode lossless"));
     SQ_TRY(launch_finish(&h, &l, msg, st));
-    if (stats) sq_codec_stats_fill(p, rows, cols, &h, &l, stats);
     *written = (size_t)l.total;
     return SQ_OK;
 }
@@ -312,14 +312,17 @@ sq_status_t launch_sparse(sq_codec_gpu_t *g, const sq_codec_header_t *h,
 
 } // namespace
 
-extern "C" sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_params_t *p,
-                                           const float *x, int64_t rows, int64_t cols, int64_t ld,
-                                           void *dmsg, size_t cap, size_t *written,
-                                           sq_codec_stats_t *stats, void *stream)
+extern "C" sq_status_t sq_codec_gpu_encode_begin(sq_codec_gpu_t *g, const sq_codec_params_t *p,
+                                                 const float *x, int64_t rows, int64_t cols,
+                                                 int64_t ld, void *dmsg, size_t cap, void *stream)
 {
     SQ_TRY(sq_codec_params_check(p, rows, cols));
-    if (!g || !x || !dmsg || !written)
-        return sq_error_set(SQ_ERR_INVALID_ARG, "codec gpu encode: NULL workspace, x, buf or written");
+    if (!g || !x || !dmsg)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "codec gpu encode: NULL workspace, x or buf");
+    if (g->pend.active)
+        return sq_error_set(SQ_ERR_INVALID_ARG,
+                            "codec gpu encode: the workspace has an encode in flight "
+                            "(sq_codec_gpu_encode_end first)");
     if (ld < cols)
         return sq_error_set(SQ_ERR_INVALID_ARG,
                             "codec gpu encode: ld = %" PRId64 " < cols = %" PRId64, ld, cols);
@@ -337,9 +340,12 @@ extern "C" sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_par
                             rows, cols, g->max_rows, g->max_elems);
     cudaStream_t st = (cudaStream_t)stream;
     uint8_t *msg = (uint8_t *)dmsg;
-    if (p->encoding == SQ_CODEC_LOSSLESS)
-        return encode_lossless(g, p, x, rows, cols, ld, msg, cap, written, stats, st);
-
+    sq_gpu_pending_t pend = {1, *p, rows, cols, msg, cap, st, 0};
+    if (p->encoding == SQ_CODEC_LOSSLESS) {
+        SQ_TRY(encode_lossless(g, p, x, rows, cols, ld, msg, cap, &pend.done_size, st));
+        g->pend = pend;
+        return SQ_OK;
+    }
     // Pass 1 writes the scales into the message: they sit at the same place
     // in every layout, which must fit (dense: the whole message is known).
     sq_codec_header_t h;
@@ -350,21 +356,49 @@ extern "C" sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_par
         return cap_error(cap, p->encoding == SQ_CODEC_DENSE ? l.total : l.off_struct);
     SQ_TRY(sq_gpu_state_reset(g, st));
     SQ_TRY(sq_gpu_quantize(g, p, x, rows, cols, ld, msg + l.off_scales, st));
-    SQ_TRY(sq_gpu_state_read(g, st));
+    SQ_TRY(sq_gpu_state_read_async(g, st));
+    g->pend = pend;
+    return SQ_OK;
+}
+
+extern "C" sq_status_t sq_codec_gpu_encode_end(sq_codec_gpu_t *g, size_t *written,
+                                               sq_codec_stats_t *stats)
+{
+    if (!g || !written)
+        return sq_error_set(SQ_ERR_INVALID_ARG, "codec gpu encode: NULL workspace or written");
+    if (!g->pend.active)
+        return sq_error_set(SQ_ERR_INVALID_ARG,
+                            "codec gpu encode: no encode in flight (sq_codec_gpu_encode_begin "
+                            "first)");
+    const sq_gpu_pending_t e = g->pend;
+    g->pend.active = 0;
+    const sq_codec_params_t *p = &e.p;
+    const int64_t rows = e.rows, cols = e.cols;
+    sq_codec_header_t h;
+    sq_codec_layout_t l;
+    if (p->encoding == SQ_CODEC_LOSSLESS) {
+        sq_codec_header_from_params(p, rows, cols, 0, SQ_CODEC_LOSSLESS, &h);
+        sq_codec_layout(&h, &l);
+        if (stats) sq_codec_stats_fill(p, rows, cols, &h, &l, stats);
+        *written = e.done_size;
+        return SQ_OK;
+    }
+    // the host waits for the quantizer's flags only, not for the stream
+    SQ_CUDA_TRY(cudaEventSynchronize(g->flags_ready), "wait for the flags");
     const sq_gpu_state_t f = *g->hstate;
 
     if (f.bad_elem != ~0ull) {
         const int64_t br = (int64_t)(f.bad_elem / (uint64_t)cols);
         const int64_t bc = (int64_t)(f.bad_elem % (uint64_t)cols);
-        float v = 0.0f;
-        SQ_CUDA_TRY(cudaMemcpyAsync(&v, x + br * ld + bc, sizeof v, cudaMemcpyDeviceToHost, st),
-                    "read the non-finite value");
-        SQ_CUDA_TRY(cudaStreamSynchronize(st), "read the non-finite value");
+        const uint32_t bits = (uint32_t)f.bad_bits;
+        float v;
+        memcpy(&v, &bits, sizeof v);
         return sq_error_set(SQ_ERR_RANGE,
                             "codec gpu encode: x[%" PRId64 "][%" PRId64 "] = %g: quantized "
                             "encodings need finite input (row %" PRId64 ", column %" PRId64 ")",
                             br, bc, (double)v, br, bc);
     }
+    sq_codec_header_from_params(p, rows, cols, 0, SQ_CODEC_DENSE, &h);
     if (f.bad_scale != ~0ull) {
         const uint64_t gpr = (uint64_t)cols / h.group_size;
         return sq_error_set(SQ_ERR_RANGE,
@@ -384,16 +418,26 @@ extern "C" sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_par
                             nnz);
     sq_codec_header_from_params(p, rows, cols, nnz, enc, &h);
     sq_codec_layout(&h, &l);
-    if (l.total > cap) return cap_error(cap, l.total);
+    if (l.total > e.cap) return cap_error(e.cap, l.total);
     h.payload_len = l.total - SQ_CODEC_HEADER_SIZE;
     h.checksum = 0;
 
     if (enc == SQ_CODEC_DENSE)
-        SQ_TRY(launch_dense(g, h.bits, n, &l, msg, st));
+        SQ_TRY(launch_dense(g, h.bits, (uint64_t)rows * (uint64_t)cols, &l, e.msg, e.st));
     else
-        SQ_TRY(launch_sparse(g, &h, &l, msg, st));
-    SQ_TRY(launch_finish(&h, &l, msg, st));
+        SQ_TRY(launch_sparse(g, &h, &l, e.msg, e.st));
+    SQ_TRY(launch_finish(&h, &l, e.msg, e.st));
     if (stats) sq_codec_stats_fill(p, rows, cols, &h, &l, stats);
     *written = (size_t)l.total;
     return SQ_OK;
+}
+
+extern "C" sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_params_t *p,
+                                           const float *x, int64_t rows, int64_t cols, int64_t ld,
+                                           void *dmsg, size_t cap, size_t *written,
+                                           sq_codec_stats_t *stats, void *stream)
+{
+    if (!written) return sq_error_set(SQ_ERR_INVALID_ARG, "codec gpu encode: written is NULL");
+    SQ_TRY(sq_codec_gpu_encode_begin(g, p, x, rows, cols, ld, dmsg, cap, stream));
+    return sq_codec_gpu_encode_end(g, written, stats);
 }

@@ -100,6 +100,14 @@ __global__ void __launch_bounds__(SQ_GPU_THREADS) quantize_kernel(const quant_ar
     sq_block_add(nnz, &a.st->nnz);
 }
 
+// The bits of x at the first NaN/Inf, if any: read while x is still the
+// input (later work on the stream may overwrite it), for the error message.
+__global__ void bad_bits_kernel(const float *x, uint64_t ld, uint64_t cols, sq_gpu_state_t *st)
+{
+    const unsigned long long i = st->bad_elem;
+    if (threadIdx.x == 0 && i != ~0ull) st->bad_bits = *(const uint32_t *)(x + (i / cols) * ld + i % cols);
+}
+
 } // namespace
 
 sq_status_t sq_gpu_quantize(sq_codec_gpu_t *g, const sq_codec_params_t *p, const float *x,
@@ -127,5 +135,7 @@ sq_status_t sq_gpu_quantize(sq_codec_gpu_t *g, const sq_codec_params_t *p, const
         quantize_kernel<true><<<grid, SQ_GPU_THREADS, 0, st>>>(a);
     else
         quantize_kernel<false><<<grid, SQ_GPU_THREADS, 0, st>>>(a);
-    return sq_gpu_launched("quantize");
+    SQ_TRY(sq_gpu_launched("quantize"));
+    bad_bits_kernel<<<1, 32, 0, st>>>(x, a.ld, a.cols, g->dstate); // one warp, lane 0 reads
+    return sq_gpu_launched("quantize (non-finite input)");
 }

@@ -50,6 +50,14 @@ sq_status_t sq_gpu_state_reset(sq_codec_gpu_t *g, cudaStream_t st)
     return SQ_OK;
 }
 
+sq_status_t sq_gpu_state_read_async(sq_codec_gpu_t *g, cudaStream_t st)
+{
+    SQ_CUDA_TRY(cudaMemcpyAsync(g->hstate, g->dstate, sizeof *g->hstate, cudaMemcpyDeviceToHost, st),
+                "read flags");
+    SQ_CUDA_TRY(cudaEventRecord(g->flags_ready, st), "record the flags' read-back");
+    return SQ_OK;
+}
+
 sq_status_t sq_gpu_state_read(sq_codec_gpu_t *g, cudaStream_t st)
 {
     SQ_CUDA_TRY(cudaMemcpyAsync(g->hstate, g->dstate, sizeof *g->hstate, cudaMemcpyDeviceToHost, st),
@@ -110,12 +118,15 @@ extern "C" sq_status_t sq_codec_gpu_create(int64_t max_rows, int64_t max_elems,
     SQ_GPU_CREATE_TRY(cudaMalloc((void **)&g->dstate, sizeof *g->dstate), "flags");
     SQ_GPU_CREATE_TRY(cudaMallocHost((void **)&g->hstate, sizeof *g->hstate), "pinned flags");
     SQ_GPU_CREATE_TRY(cudaMallocHost((void **)&g->hinit, sizeof *g->hinit), "pinned init flags");
+    SQ_GPU_CREATE_TRY(cudaEventCreateWithFlags(&g->flags_ready, cudaEventDisableTiming),
+                      "flags event");
 #undef SQ_GPU_CREATE_TRY
     memset(g->hstate, 0, sizeof *g->hstate);
     g->hinit->nnz = 0;
     g->hinit->bad_elem = ~0ull;
     g->hinit->bad_scale = ~0ull;
     g->hinit->err = ~0ull;
+    g->hinit->bad_bits = 0;
     *out = g;
     return SQ_OK;
 
@@ -127,7 +138,10 @@ undo: // every pointer is NULL or allocated: destroy frees exactly those
 extern "C" void sq_codec_gpu_destroy(sq_codec_gpu_t *g)
 {
     if (!g) return;
-    // cudaFree / cudaFreeHost of NULL are no-ops
+    // cudaFree / cudaFreeHost of NULL are no-ops; an encode still in flight
+    // (begin without end) must finish before its scratch goes
+    if (g->pend.active) cudaStreamSynchronize(g->pend.st);
+    if (g->flags_ready) cudaEventDestroy(g->flags_ready);
     cudaFreeHost(g->hinit);
     cudaFreeHost(g->hstate);
     cudaFree(g->dstate);

@@ -24,7 +24,9 @@
  * non-zero count that sizes the message and picks the AUTO layout, and the
  * NaN/Inf flag), decode after reading back the check flag; the kernels that
  * write the message bytes may still be running on `stream` when encode
- * returns (order a copy after them on the same stream). Work with one
+ * returns (order a copy after them on the same stream). Encode also comes in
+ * two halves (sq_codec_gpu_encode_begin / _end) for a host that has other
+ * work to queue before it needs the size. Work with one
  * workspace must stay on one stream (or be ordered by the caller): the
  * workspace's scratch is reused by the next call. Kernels run on the device
  * that was current when the workspace was created; keep it current.
@@ -63,6 +65,20 @@ void sq_codec_gpu_destroy(sq_codec_gpu_t *g);
 sq_status_t sq_codec_gpu_encode(sq_codec_gpu_t *g, const sq_codec_params_t *p, const float *x,
                                 int64_t rows, int64_t cols, int64_t ld, void *dmsg, size_t cap,
                                 size_t *written, sq_codec_stats_t *stats, void *stream);
+
+/* sq_codec_gpu_encode in two halves (it is begin, then end). begin checks
+ * the arguments, queues the quantizer (scales straight into dmsg) and the
+ * read-back of its flags on `stream`, and returns without waiting: x is read
+ * only by work queued before begin returns, so work queued after it may
+ * overwrite x. end waits for those flags alone (not for the stream), picks
+ * the layout, queues the kernels that write the rest of the message on the
+ * same stream and returns the size, with sq_codec_gpu_encode's errors. One
+ * encode in flight per workspace: begin again before end is
+ * SQ_ERR_INVALID_ARG, as is end without begin. dmsg/cap/p are remembered. */
+sq_status_t sq_codec_gpu_encode_begin(sq_codec_gpu_t *g, const sq_codec_params_t *p,
+                                      const float *x, int64_t rows, int64_t cols, int64_t ld,
+                                      void *dmsg, size_t cap, void *stream);
+sq_status_t sq_codec_gpu_encode_end(sq_codec_gpu_t *g, size_t *written, sq_codec_stats_t *stats);
 
 /* Decode the message at dmsg (device, 8-byte aligned; hdr is what
  * sq_codec_check() returned for the host copy of the same bytes) into

@@ -6,18 +6,24 @@
  * there, and the host message goes out over the transport. The stager owns
  * that path:
  *
- *   compute stream  ..forward(i)..|            |..forward(i+1)..........
- *   codec stream                  |quantize,pack(i)|copy D2H(i)|
- *   host                          | sizes |launch forward(i+1)|finish: seal, send(i)
+ *   compute stream  ..forward(i)..|          |..forward(i+1)...............
+ *   codec stream                  |quantize(i)|      |pack(i)|copy D2H(i)|
+ *   host   encode(i): queue, return|launch forward(i+1)|finish(i): sizes,
+ *                                                      pack, wait copy, seal
  *
- * encode() waits (on the device, through an event) for the compute stream's
- * work so far, then encodes on its own stream; it returns once the message
- * size is known. The compute stream is made to wait (again through an
- * event, the host does not block) until the encoder has read its input, so
- * the next forward may overwrite the boundary; the device-to-host copy stays
- * queued on the codec stream and overlaps whatever the host launches next.
- * finish() waits for the copies and seals the messages. With overlap off
- * (for measurements) encode() finishes before it returns.
+ * encode() queues the quantizer on the codec stream behind the compute
+ * stream's work so far (an event: the host does not wait) and returns; the
+ * compute stream is made to wait (again by an event) until the quantizer has
+ * read the boundary, so the next forward may overwrite it. The host learns a
+ * message's size in finish(), from the quantizer's flags: it waits for those
+ * flags alone, then queues the layout kernels and the copy to host, which
+ * overlap whatever the compute stream runs meanwhile, waits for the copies
+ * and seals. So a caller that queues micro-batch i+1's forward between
+ * encode(i) and finish(i) never leaves the GPU idle for the host.
+ *
+ * The send buffer holds the queued messages framed as one payload:
+ * per message a u64 length (host byte order) and the message, messages
+ * 8-byte aligned (they are multiples of 8 bytes).
  *
  * Receiving: decode() checks header and checksum on the host copy, copies it
  * to the device and decodes there, ordered on the compute stream.
@@ -35,26 +41,33 @@ extern "C" {
 
 typedef struct sq_codec_stager sq_codec_stager_t;
 
-/* max_rows/max_elems bound one tensor; max_out/max_in bound the host send
- * buffer and one received message (0: this stager does not send / receive,
- * and reserves nothing for it). compute_stream is the backend's stream
- * (sq_backend_cuda_stream). overlap 0 makes encode() synchronous. */
-sq_status_t sq_codec_stager_create(int64_t max_rows, int64_t max_elems, size_t max_out,
-                                   size_t max_in, void *compute_stream, int overlap,
-                                   sq_codec_stager_t **out);
+/* Messages one payload may hold (a boundary has at most 2 tensors). */
+#define SQ_CODEC_STAGER_MAX_MESSAGES 2
+
+/* max_rows/max_elems bound one tensor; max_out bounds the framed send
+ * payload and n_out (1 .. SQ_CODEC_STAGER_MAX_MESSAGES) is how many
+ * messages it holds at most (one encoder workspace each); max_in bounds one
+ * received message. max_out / max_in 0: this stager does not send / receive
+ * and reserves nothing for it. compute_stream is the backend's stream
+ * (sq_backend_cuda_stream). */
+sq_status_t sq_codec_stager_create(int64_t max_rows, int64_t max_elems, size_t max_out, int n_out,
+                                   size_t max_in, void *compute_stream, sq_codec_stager_t **out);
 void sq_codec_stager_destroy(sq_codec_stager_t *s);
 
 /* The page-locked host send buffer (max_out bytes). */
 uint8_t *sq_codec_stager_send_buf(sq_codec_stager_t *s);
 
-/* Encode x (device, [rows, cols], row stride ld) into the send buffer at
- * byte offset off (a multiple of 8). *written = message size. The message is
- * complete only after sq_codec_stager_finish(). */
+/* Queue the encoding of x (device, [rows, cols], row stride ld) as the next
+ * message of the payload; returns without waiting for the device. Argument
+ * errors (shape, params, a payload that cannot fit max_out at the worst
+ * case) come back here; errors that depend on the data (NaN/Inf, fp16 scale
+ * overflow) from finish(). */
 sq_status_t sq_codec_stager_encode(sq_codec_stager_t *s, const sq_codec_params_t *p,
-                                   const float *x, int64_t rows, int64_t cols, int64_t ld,
-                                   size_t off, size_t *written);
-/* Wait for every queued message and seal it (CRC32C). */
-sq_status_t sq_codec_stager_finish(sq_codec_stager_t *s);
+                                   const float *x, int64_t rows, int64_t cols, int64_t ld);
+/* Lay the queued messages out in the send buffer as one framed payload, wait
+ * for their copies to host and seal them (CRC32C); *len = payload bytes (0
+ * when nothing was queued). After an error the queued messages are dropped. */
+sq_status_t sq_codec_stager_finish(sq_codec_stager_t *s, size_t *len);
 
 /* Decode the host message msg[0, len) into y (device), on the compute
  * stream. Every FORMAT.md check applies; returns when y is written. */

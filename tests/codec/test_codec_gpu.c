@@ -300,7 +300,10 @@ static void check_decode(const char *ctx, const uint8_t *msg, size_t len, int64_
     free(yg);
 }
 
-/* (a) one encode on both sides; returns the CPU message (or NULL) for (b)/(c). */
+/* (a) one encode on both sides; returns the CPU message (or NULL) for (b)/(c).
+ * The GPU side runs as begin, then x overwritten with NaNs on the same
+ * stream (as the next forward would), then end: nothing after begin may
+ * read x. */
 static uint8_t *check_encode(const char *ctx, const sq_codec_params_t *p, const float *x,
                              int64_t rows, int64_t cols, int64_t ld, size_t cap, size_t *len_out)
 {
@@ -316,8 +319,12 @@ static uint8_t *check_encode(const char *ctx, const sq_codec_params_t *p, const 
     CK(cudaMemcpy(fx.dx, x, sizeof(float) * (size_t)(rows * ld), cudaMemcpyHostToDevice));
     /* garbage the encoder must overwrite (or leave alone past the message) */
     CK(cudaMemset(fx.dmsg, 0xA5, cap + 64 < MSG_BYTES ? cap + 64 : MSG_BYTES));
-    sq_status_t sg =
-        sq_codec_gpu_encode(fx.g, p, fx.dx, rows, cols, ld, fx.dmsg, cap, &glen, &gs, fx.stream);
+    sq_status_t sg = sq_codec_gpu_encode_begin(fx.g, p, fx.dx, rows, cols, ld, fx.dmsg, cap,
+                                               fx.stream);
+    if (sg == SQ_OK) {
+        CK(cudaMemsetAsync(fx.dx, 0xff, sizeof(float) * (size_t)(rows * ld), fx.stream));
+        sg = sq_codec_gpu_encode_end(fx.g, &glen, &gs);
+    }
     CK(cudaStreamSynchronize(fx.stream));
     EXPECT(ctx, sc == sg, "status: cpu %s (%s), gpu %s (%s)", sq_status_string(sc), cmsg,
            sq_status_string(sg), sq_error_last());
@@ -603,7 +610,25 @@ static void test_errors(void)
         EXPECT("nan", st == SQ_ERR_RANGE, "NaN/Inf input: %s", sq_status_string(st));
         EXPECT("nan", strstr(sq_error_last(), "row 1, column 90") != NULL, "message: %s",
                sq_error_last());
+        EXPECT("nan", strstr(sq_error_last(), "= inf") != NULL, "message: %s", sq_error_last());
     }
+    /* the value is named even when x is overwritten between begin and end */
+    SQ_CHECK(sq_codec_gpu_encode_begin(fx.g, &p, fx.dx, R, C, C, fx.dmsg, cap, fx.stream));
+    CK(cudaMemsetAsync(fx.dx, 0, sizeof xn, fx.stream));
+    sq_status_t se = sq_codec_gpu_encode_end(fx.g, &len, NULL);
+    EXPECT("nan", se == SQ_ERR_RANGE && strstr(sq_error_last(), "x[1][90] = inf") != NULL,
+           "after overwrite: %s: %s", sq_status_string(se), sq_error_last());
+    CK(cudaMemcpy(fx.dx, xn, sizeof xn, cudaMemcpyHostToDevice));
+    /* one encode in flight per workspace */
+    p = sq_codec_params_default();
+    CK(cudaMemcpy(fx.dx, x, sizeof x, cudaMemcpyHostToDevice));
+    se = sq_codec_gpu_encode_end(fx.g, &len, NULL);
+    EXPECT("begin/end", se == SQ_ERR_INVALID_ARG, "end without begin: %s", sq_status_string(se));
+    SQ_CHECK(sq_codec_gpu_encode_begin(fx.g, &p, fx.dx, R, C, C, fx.dmsg, cap, fx.stream));
+    se = sq_codec_gpu_encode_begin(fx.g, &p, fx.dx, R, C, C, fx.dmsg, cap, fx.stream);
+    EXPECT("begin/end", se == SQ_ERR_INVALID_ARG, "second begin: %s", sq_status_string(se));
+    SQ_CHECK(sq_codec_gpu_encode_end(fx.g, &len, NULL));
+    CK(cudaMemcpy(fx.dx, xn, sizeof xn, cudaMemcpyHostToDevice));
     /* lossless passes them through (fp32: bit-exact, NaN payloads included) */
     xn[7] = -0.0f;
     {

@@ -319,8 +319,8 @@ static void test_pair_coding(void **state)
 
 /* Stage workers on the GPU (train.device=cuda): the same g as the CPU
  * stages up to the rounding of a different GEMM order, for exact transport,
- * for the 8-bit GPU codec with pair coding and for bf16 and fp16 GEMMs
- * (train.gemm);
+ * for the 8-bit GPU codec with pair coding (also across a two-tensor
+ * boundary) and for bf16 and fp16 GEMMs (train.gemm);
  * overlapping the boundary's encode/copy/send with the next micro-batch
  * changes no bit. */
 static void test_cuda_stages(void **state)
@@ -336,6 +336,9 @@ static void test_cuda_stages(void **state)
     const char *gpu_q[] = {"train.steps=1", "train.device=cuda", "codec.encoding=auto"};
     const char *gpu_q_sync[] = {"train.steps=1", "train.device=cuda", "codec.encoding=auto",
                                 "train.overlap=false"};
+    /* after L4.mlp_in: two tensors (hidden, mlp_act) per payload */
+    const char *gpu_q_mid[] = {"train.steps=1", "train.device=cuda", "codec.encoding=auto",
+                               "pipeline.boundaries=15"};
     /* bf16 GEMMs round theta +- eps z to 8 bits: at eps 1e-3 that rounding moved
      * g by a third on this model, at 1e-2 by 0.1% (the worker warns below 1e-2).
      * fp16's 11 bits keep eps 1e-3: g within 0.005% of the CPU's (emulated) */
@@ -357,6 +360,9 @@ static void test_cuda_stages(void **state)
     if (!(fabs(g_gpu - g_cpu) < 0.02 * fabs(g_cpu)) || !(fabs(g_q - g_cpu) < 0.03 * fabs(g_cpu)))
         fail_msg("g: cpu %.6f, gpu exact %.6f, gpu 8-bit pair-coded %.6f", g_cpu, g_gpu, g_q);
     if (g_q != g_q_sync) fail_msg("overlap changed g: %.9g vs %.9g", g_q, g_q_sync);
+    const double g_mid = launched_g(job, "cuda-8bit-mid", gpu_q_mid, 4);
+    if (!(fabs(g_mid - g_cpu) < 0.03 * fabs(g_cpu)))
+        fail_msg("g: cpu %.6f, gpu 8-bit pair-coded across L4.mlp_act %.6f", g_cpu, g_mid);
 }
 
 static void test_plan_then_launch(void **state)
