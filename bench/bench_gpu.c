@@ -155,7 +155,7 @@ done:
 typedef struct job {
     const char *path;
     int B, T, S, M, bits, reps, device;
-    int gemm; /* 0 fp32, 1 tf32, 2 bf16, 3 fp16 (as train.gemm) */
+    int gemm; /* SQ_GEMM_* (as train.gemm) */
     double peak_tflops;
     int32_t *tok, *tgt;
     float *nll;
@@ -165,11 +165,10 @@ typedef struct job {
 static sq_status_t gpu_backend(const job_t *j, sq_backend_t **be)
 {
     SQ_TRY(sq_backend_cuda_create(j->device, be));
-    sq_status_t st = sq_backend_cuda_set_tf32(*be, j->gemm == 1);
+    sq_status_t st = sq_backend_cuda_set_tf32(*be, j->gemm == SQ_GEMM_TF32);
     if (st != SQ_OK) sq_backend_destroy(*be);
     return st;
 }
-
 
 static double device_used_mb(void)
 {
@@ -203,7 +202,8 @@ static sq_status_t forward_figures(job_t *j)
     sq_model_t *m;
     double base = device_used_mb();
     SQ_TRY(gpu_backend(j, &be));
-    sq_model_load_opts_t lo = {.max_batch = j->B, .max_seq = j->T, .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
+    sq_model_load_opts_t lo = {.max_batch = j->B, .max_seq = j->T,
+                               .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
     sq_status_t st = sq_model_load(j->path, &lo, be, &m);
     if (st != SQ_OK) {
         sq_backend_destroy(be);
@@ -243,7 +243,8 @@ static sq_status_t memory_figures(job_t *j, const sq_model_config_t *mc)
         double base = device_used_mb();
         SQ_TRY(gpu_backend(j, &be));
         sq_model_load_opts_t lo = {.unit_begin = ub, .unit_end = ue, .max_batch = j->B / j->M,
-                                   .max_seq = j->T, .perturb = 1, .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
+                                   .max_seq = j->T, .perturb = 1,
+                                   .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
         sq_status_t st = sq_model_load(j->path, &lo, be, &m);
         if (st != SQ_OK) {
             sq_backend_destroy(be);
@@ -342,7 +343,8 @@ static sq_status_t overlap_figures(job_t *j, const sq_model_config_t *mc)
     for (int s = 0; s < 2 && st == SQ_OK; s++) {
         st = gpu_backend(j, &p.be[s]);
         sq_model_load_opts_t lo = {.unit_begin = s ? cut : 0, .unit_end = s ? units : cut,
-                                   .max_batch = Bm, .max_seq = j->T, .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
+                                   .max_batch = Bm, .max_seq = j->T,
+                                   .gemm_dtype = sq_config_gemm_dtype(j->gemm)};
         if (st == SQ_OK) st = sq_model_load(j->path, &lo, p.be[s], &p.m[s]);
     }
     sq_codec_params_t cp = sq_codec_params_default();
@@ -399,7 +401,7 @@ int sq_bench_gpu_main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *shape = "opt-1.3b", *model = NULL, *workdir = "/tmp/sparq-bench";
-    job_t j = {.B = 4, .T = 512, .S = 2, .M = 4, .bits = 8, .reps = 5, .gemm = 2};
+    job_t j = {.B = 4, .T = 512, .S = 2, .M = 4, .bits = 8, .reps = 5, .gemm = SQ_GEMM_BF16};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "S:m:w:b:s:k:M:q:r:p:d:g:h", opts, NULL)) != -1) {

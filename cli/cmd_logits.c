@@ -49,7 +49,7 @@ int sq_cmd_logits(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *model_path = NULL;
     int32_t *tokens = NULL, *index = NULL;
-    int T = 0, K = 0, threads = 0, c, rc = 1, gpu = -1, gemm = 0; /* fp32, tf32, bf16 */
+    int T = 0, K = 0, threads = 0, c, rc = 1, gpu = -1, gemm = SQ_GEMM_FP32;
     while ((c = getopt_long(argc, argv, "m:t:i:j:d:g:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
@@ -87,7 +87,7 @@ int sq_cmd_logits(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (gemm && gpu < 0) {
+    if (gemm != SQ_GEMM_FP32 && gpu < 0) {
         fprintf(stderr, "sparq logits: --gemm tf32, bf16 and fp16 need --device cuda\n");
         return 2;
     }
@@ -97,7 +97,7 @@ int sq_cmd_logits(int argc, char **argv)
     float *nll = NULL, *logits = NULL;
     int32_t *targets = NULL, *argmax = NULL;
     sq_status_t st = gpu >= 0 ? sq_backend_cuda_create(gpu, &be) : sq_backend_cpu_create(threads, &be);
-    if (st == SQ_OK && gemm == 1) st = sq_backend_cuda_set_tf32(be, 1);
+    if (st == SQ_OK && gemm == SQ_GEMM_TF32) st = sq_backend_cuda_set_tf32(be, 1);
     if (st != SQ_OK) goto fail;
     sq_model_load_opts_t lo = {.max_batch = 1, .max_seq = T,
                                .gemm_dtype = sq_config_gemm_dtype(gemm)};

@@ -517,7 +517,7 @@ int sq_config_gemm_from_name(const char *name)
 
 sq_dtype_t sq_config_gemm_dtype(int gemm)
 {
-    return gemm == 2 ? SQ_DTYPE_BF16 : gemm == 3 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
+    return gemm == SQ_GEMM_BF16 ? SQ_DTYPE_BF16 : gemm == SQ_GEMM_FP16 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
 }
 
 uint64_t sq_config_hash(const sq_config_t *cfg)

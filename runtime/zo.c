@@ -44,7 +44,7 @@ sq_status_t sq_zo_perturb_inplace(sq_model_t *m, const sq_selection_t *sel, uint
 
 sq_status_t sq_job_backend(const sq_config_t *cfg, int stage, sq_backend_t **out)
 {
-    if (cfg->train.device != 1 && cfg->train.gemm != 0)
+    if (cfg->train.device != 1 && cfg->train.gemm != SQ_GEMM_FP32)
         return sq_error_set(SQ_ERR_UNSUPPORTED,
                             "train.gemm: tf32, bf16 and fp16 need train.device: cuda (the CPU backend "
                             "computes in fp32)");
@@ -58,14 +58,14 @@ sq_status_t sq_job_backend(const sq_config_t *cfg, int stage, sq_backend_t **out
     const char *env = getenv("SPARQ_CUDA_DEVICE");
     const int dev = env && *env ? atoi(env) : stage % n;
     SQ_TRY(sq_backend_cuda_create(dev, out));
-    if (cfg->train.gemm == 2 && cfg->optimizer.eps < 1e-2 && stage == 0)
+    if (cfg->train.gemm == SQ_GEMM_BF16 && cfg->optimizer.eps < 1e-2 && stage == 0)
         fprintf(stderr,
                 "sparq: warning: train.gemm bf16 with optimizer.eps %g: bf16 rounds theta +- eps z "
                 "to 8 significant bits, which below eps ~1e-2 is no longer small against eps z "
                 "(on opt-mini at 1e-3 the projected gradient moved by a third; at 1e-2 by 0.1%%); "
                 "train.gemm fp16 keeps 11 bits (at 1e-3: 0.005%%)\n",
                 cfg->optimizer.eps);
-    sq_status_t st = sq_backend_cuda_set_tf32(*out, cfg->train.gemm == 1);
+    sq_status_t st = sq_backend_cuda_set_tf32(*out, cfg->train.gemm == SQ_GEMM_TF32);
     if (st != SQ_OK) {
         sq_backend_destroy(*out);
         *out = NULL;

@@ -37,7 +37,7 @@ static sq_status_t materialize(sq_model_t *m, sq_unit_kind_t k, int layer)
         const int cast = m->gemm_dtype != SQ_DTYPE_F32 && !p->is_vector;
         if ((!tuned && !cast) || k == SQ_UNIT_EMBED) continue;
         const int64_t n = sq_tensor_numel(&p->t);
-        const int64_t take = sq_model_copy_floats(m, 1, n, p->is_vector);
+        const int64_t take = sq_model_copy_floats(m, n, p->is_vector);
         if (used + take > m->scratch_floats)
             return sq_error_set(SQ_ERR_INTERNAL, "perturbation scratch too small for %s", p->name);
         sq_tensor_t d = p->t;

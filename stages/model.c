@@ -336,8 +336,7 @@ sq_status_t sq_model_load(const char *path, const sq_model_load_opts_t *opts, sq
             const sq_slot_t *slots = sq_model_unit_slots(kind, &ns);
             for (int k = 0; k < ns && kind != SQ_UNIT_EMBED; k++) {
                 int idx = sq_model_slot_index(m, slots[k], layer);
-                if (idx >= 0) sum += sq_model_copy_floats(m, o.perturb, pend[idx].numel,
-                                                          pend[idx].is_vector);
+                if (idx >= 0) sum += sq_model_copy_floats(m, pend[idx].numel, pend[idx].is_vector);
             }
             if (sum > m->scratch_floats) m->scratch_floats = sum;
         }

@@ -87,7 +87,7 @@ struct sq_model {
     /* out-of-place perturbation */
     int perturb_active;
     int perturb_reserved;  /* opts.perturb: scratch holds fp32 perturbed copies */
-    sq_dtype_t gemm_dtype; /* opts.gemm_dtype; F16/BF16: matrices reach the GEMMs as 16-bit scratch */
+    sq_dtype_t gemm_dtype; /* opts.gemm_dtype; F16/BF16: matrices reach GEMMs as 16-bit scratch */
     sq_perturbation_t pert;
     float *scratch;        /* [scratch_floats] perturbed (or 16-bit) copies of one unit's params */
     int64_t scratch_floats;
@@ -106,12 +106,12 @@ static inline sq_tensor_t sq_model_f32(const sq_model_t *m, float *p, int64_t ro
 /* Scratch floats one parameter's copy takes while its unit runs (forward.c
  * materialize; sized in sq_model_load): a 16-bit copy of a matrix when the
  * GEMMs run in bf16/fp16, else an fp32 perturbed copy when perturbation is
- * reserved (perturb), else none. The embed unit makes no copies. */
-static inline int64_t sq_model_copy_floats(const sq_model_t *m, int perturb, int64_t numel,
-                                           int is_vector)
+ * reserved, else none. The embed unit makes no copies. */
+static inline int64_t sq_model_copy_floats(const sq_model_t *m, int64_t numel, int is_vector)
 {
-    if (m->gemm_dtype != SQ_DTYPE_F32 && !is_vector) return (int64_t)(sq_arena_footprint((size_t)numel * 2) / 4);
-    if (perturb) return (int64_t)(sq_arena_footprint((size_t)numel * 4) / 4);
+    if (m->gemm_dtype != SQ_DTYPE_F32 && !is_vector)
+        return (int64_t)(sq_arena_footprint((size_t)numel * 2) / 4);
+    if (m->perturb_reserved) return (int64_t)(sq_arena_footprint((size_t)numel * 4) / 4);
     return 0;
 }
 

@@ -55,7 +55,7 @@ struct sq_codec_gpu {
     sq_gpu_state_t *dstate;     // flags of the current call (device)
     sq_gpu_state_t *hstate;     // read-back copy of dstate (pinned host)
     sq_gpu_state_t *hinit;      // initial flags, written once at create (pinned host)
-    cudaEvent_t flags_ready;    // encode_begin: recorded after the flags' read-back
+    cudaEvent_t flags_ready;    // recorded after each read-back of the flags
     sq_gpu_pending_t pend;      // the encode in flight
 };
 
@@ -105,7 +105,8 @@ unsigned sq_gpu_grid(const sq_codec_gpu_t *g, uint64_t items, uint64_t per_block
 sq_status_t sq_gpu_launched(const char *what);
 // doff[0, n) = exclusive prefix sums of dcnt[0, n) (n <= max_words).
 sq_status_t sq_gpu_scan_words(sq_codec_gpu_t *g, uint64_t n, cudaStream_t st);
-// Reset the flags (async) / read them back into g->hstate (waits for st).
+// Reset the flags (async) / read them back into g->hstate (waits for the
+// read-back, so for everything queued on st before it).
 sq_status_t sq_gpu_state_reset(sq_codec_gpu_t *g, cudaStream_t st);
 sq_status_t sq_gpu_state_read(sq_codec_gpu_t *g, cudaStream_t st);
 // Queue the read-back of the flags into g->hstate and record flags_ready

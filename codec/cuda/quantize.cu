@@ -105,7 +105,8 @@ __global__ void __launch_bounds__(SQ_GPU_THREADS) quantize_kernel(const quant_ar
 __global__ void bad_bits_kernel(const float *x, uint64_t ld, uint64_t cols, sq_gpu_state_t *st)
 {
     const unsigned long long i = st->bad_elem;
-    if (threadIdx.x == 0 && i != ~0ull) st->bad_bits = *(const uint32_t *)(x + (i / cols) * ld + i % cols);
+    if (threadIdx.x == 0 && i != ~0ull)
+        st->bad_bits = *(const uint32_t *)(x + (i / cols) * ld + i % cols);
 }
 
 } // namespace

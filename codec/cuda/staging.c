@@ -52,7 +52,7 @@ void sq_codec_stager_destroy(sq_codec_stager_t *s)
 static sq_status_t stager_init(sq_codec_stager_t *s, int64_t max_rows, int64_t max_elems)
 {
     /* a stage that only sends (receives) needs no decoder (encoder) */
-    for (int i = 0; s->max_out && i < s->n_out; i++)
+    for (int i = 0; i < s->n_out; i++)
         SQ_TRY(sq_codec_gpu_create(max_rows, max_elems, &s->enc[i]));
     if (s->max_in) SQ_TRY(sq_codec_gpu_create(max_rows, max_elems, &s->dec));
     STAGE_TRY(cudaStreamCreateWithFlags(&s->codec, cudaStreamNonBlocking), "codec stream");

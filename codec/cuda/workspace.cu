@@ -60,9 +60,8 @@ sq_status_t sq_gpu_state_read_async(sq_codec_gpu_t *g, cudaStream_t st)
 
 sq_status_t sq_gpu_state_read(sq_codec_gpu_t *g, cudaStream_t st)
 {
-    SQ_CUDA_TRY(cudaMemcpyAsync(g->hstate, g->dstate, sizeof *g->hstate, cudaMemcpyDeviceToHost, st),
-                "read flags");
-    SQ_CUDA_TRY(cudaStreamSynchronize(st), "wait for the flags");
+    SQ_TRY(sq_gpu_state_read_async(g, st));
+    SQ_CUDA_TRY(cudaEventSynchronize(g->flags_ready), "wait for the flags");
     return SQ_OK;
 }
 

@@ -107,7 +107,7 @@ typedef struct sq_config {
         int threads;
         int device;  /* 0 cpu, 1 cuda */
         int overlap; /* cuda: overlap boundary encode/copy/send with the next compute */
-        int gemm;    /* cuda: 0 fp32, 1 tf32, 2 bf16, 3 fp16 GEMMs (sq_config_gemm_names) */
+        int gemm;    /* cuda: SQ_GEMM_* (sq_config_gemm_names) */
     } train;
 } sq_config_t;
 
@@ -164,6 +164,7 @@ sq_codec_params_t sq_config_codec_msg_params(const sq_config_t *cfg, int boundar
  * value; sq_config_gemm_from_name returns the value, or -1 for another name.
  * sq_config_gemm_dtype: the GEMM operand type a value gives the model
  * (sq_model_load_opts_t.gemm_dtype): F32 for fp32 and tf32. */
+enum { SQ_GEMM_FP32, SQ_GEMM_TF32, SQ_GEMM_BF16, SQ_GEMM_FP16 };
 extern const char *const sq_config_gemm_names[];
 int sq_config_gemm_from_name(const char *name);
 sq_dtype_t sq_config_gemm_dtype(int gemm);

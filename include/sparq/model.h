@@ -87,7 +87,8 @@ typedef struct sq_model_load_opts {
      * unit every weight matrix it reads is written into 16-bit scratch,
      * perturbed on the way when tuned (one fused pass), and the GEMM runs
      * 16 x 16 bits with fp32 accumulation (the input rounded to the same
-     * type; fp16 saturates to inf past 65504). Masters, norms, biases and embedding rows stay fp32. */
+     * type; fp16 saturates to inf past 65504). Masters, norms, biases and
+     * embedding rows stay fp32. */
     sq_dtype_t gemm_dtype;
 } sq_model_load_opts_t;
 

@@ -31,8 +31,8 @@ __device__ __forceinline__ void store(__half *p, int64_t i, float v)
 }
 
 // dst = src + scale * z, rounded once into Out (float: the CPU's bits;
-// bf16/fp16: the perturbed weight formed straight in the GEMM's operand type). scale 0
-// is a plain copy/cast, with no normals drawn.
+// bf16/fp16: the perturbed weight formed straight in the GEMM's operand
+// type). scale 0 is a plain copy/cast, with no normals drawn.
 template <class Out>
 __global__ void zo_perturb_kernel(const float *__restrict__ src, Out *dst, int64_t n,
                                   uint64_t seed, uint64_t tensor_id, int64_t offset, float scale,

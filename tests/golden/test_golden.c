@@ -69,7 +69,6 @@ int main(int argc, char **argv)
     const char *half = NULL;
     if (argc == 5 && !strcmp(argv[4], "cuda-bf16")) half = "bf16";
     if (argc == 5 && !strcmp(argv[4], "cuda-fp16")) half = "fp16";
-    const int bf16 = half != NULL; /* the 16-bit tolerance rules */
     const double h_abs = half && half[0] == 'f' ? F16_ABS : BF16_ABS;
     const double h_rel = half && half[0] == 'f' ? F16_REL : BF16_REL;
     const int cuda = half || (argc == 5 && !strcmp(argv[4], "cuda"));
@@ -137,7 +136,7 @@ int main(int argc, char **argv)
             double err = fabs(got - want);
             if (err > worst) worst = err;
             checked++;
-            const int ok = bf16 ? err <= h_abs + h_rel * row_max
+            const int ok = half ? err <= h_abs + h_rel * row_max
                                 : close_enough(got, want, abs_tol, rel_tol);
             if (!ok && bad++ < 5)
                 fprintf(stderr, "logit[t=%d][id=%d]: got %.6f want %.6f\n", t,
@@ -156,7 +155,7 @@ int main(int argc, char **argv)
         double want = cJSON_GetArrayItem(rn, t)->valuedouble;
         double got = cJSON_GetArrayItem(on, t)->valuedouble;
         checked++;
-        if (!close_enough(got, want, bf16 ? h_abs : abs_tol, bf16 ? h_rel : rel_tol) &&
+        if (!close_enough(got, want, half ? h_abs : abs_tol, half ? h_rel : rel_tol) &&
             bad++ < 10)
             fprintf(stderr, "nll[t=%d]: got %.6f want %.6f\n", t, got, want);
     }
@@ -168,9 +167,9 @@ int main(int argc, char **argv)
         int want = cJSON_GetArrayItem(ra, t)->valueint, got = cJSON_GetArrayItem(oa, t)->valueint;
         if (want == got) continue;
         fprintf(stderr, "argmax[t=%d]: got %d want %d\n", t, got, want);
-        if (!bf16 || ++flips > T / 5) bad++;
+        if (!half || ++flips > T / 5) bad++;
     }
-    if (bf16)
+    if (half)
         printf("%s (%s GEMMs): %d values checked, %d outside tolerance (abs %.0e + rel %.0e of "
                "the row's largest logit / of the NLL); %d argmax flips; worst logit error %.2e\n",
                argv[2], half, checked, bad, h_abs, h_rel, flips, worst);
